@@ -1,0 +1,150 @@
+"""Per-token divergence between the student's and the teacher's next-token distributions.
+
+Shapes: logits are `[B, T, V]` (batch, completion positions, vocabulary); the result is `[B, T]`,
+the divergence summed over the vocabulary. Only the student receives a gradient.
+
+`alpha` picks the divergence (method.md section 2):
+
+* `alpha == 0`: forward KL, `KL(p_T || p_S)`;
+* `alpha == 1`: reverse KL, `KL(p_S || p_T)`;
+* otherwise the generalised JSD `alpha * KL(p_T || M) + (1 - alpha) * KL(p_S || M)` with
+  `M = alpha * p_T + (1 - alpha) * p_S`.
+
+With `chunk_size` set, rows (positions) are processed `chunk_size` at a time by a custom autograd
+function that keeps nothing of size `[B, T, V]` except the gradient it must return: both the
+forward and the backward recompute the softmaxes chunk by chunk. This keeps a 150k-vocabulary
+divergence within a fixed memory budget, and avoids the several vocabulary-sized intermediates
+that autograd would otherwise store per position.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+
+def token_divergence(
+    student_logits: Tensor,
+    teacher_logits: Tensor,
+    *,
+    alpha: float,
+    temperature: float = 1.0,
+    chunk_size: int | None = None,
+) -> Tensor:
+    """Divergence per position `[B, T]` between softmax(teacher/temperature) and the student's.
+
+    The teacher is detached. Computed and returned in at least float32.
+    """
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(
+            f"student and teacher logits differ in shape: {tuple(student_logits.shape)} vs "
+            f"{tuple(teacher_logits.shape)}"
+        )
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    *lead, vocab = student_logits.shape
+    teacher_logits = teacher_logits.detach()
+    if chunk_size is None:
+        per_row = _divergence_rows(
+            student_logits.reshape(-1, vocab), teacher_logits.reshape(-1, vocab), alpha, temperature
+        )
+    else:
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        per_row = _ChunkedDivergence.apply(
+            student_logits.reshape(-1, vocab),
+            teacher_logits.reshape(-1, vocab),
+            alpha,
+            temperature,
+            chunk_size,
+        )
+    return per_row.reshape(lead)
+
+
+def _upcast(x: Tensor) -> Tensor:
+    """At least float32: half-precision softmaxes over large vocabularies lose the tail."""
+    return x if x.dtype == torch.float64 else x.float()
+
+
+def _divergence_rows(student: Tensor, teacher: Tensor, alpha: float, temperature: float) -> Tensor:
+    """Plain autograd version on `[N, V]` rows; also the reference the chunked path is tested on."""
+    log_s = F.log_softmax(_upcast(student) / temperature, dim=-1)
+    log_t = F.log_softmax(_upcast(teacher) / temperature, dim=-1)
+    if alpha == 0.0:
+        return _kl(log_t, log_s)
+    if alpha == 1.0:
+        return _kl(log_s, log_t)
+    log_m = _log_mixture(log_t, log_s, alpha)
+    return alpha * _kl(log_t, log_m) + (1.0 - alpha) * _kl(log_s, log_m)
+
+
+def _kl(log_p: Tensor, log_q: Tensor) -> Tensor:
+    """KL(p || q) summed over the last dimension; 0 * log 0 counts as 0."""
+    return torch.sum(torch.exp(log_p) * (log_p - log_q), dim=-1)
+
+
+def _log_mixture(log_t: Tensor, log_s: Tensor, alpha: float) -> Tensor:
+    """log(alpha * p_T + (1 - alpha) * p_S), stable in log space."""
+    weights = torch.tensor([alpha, 1.0 - alpha], dtype=log_t.dtype, device=log_t.device).log()
+    stacked = torch.stack([log_t + weights[0], log_s + weights[1]])
+    return torch.logsumexp(stacked, dim=0)
+
+
+def _divergence_grad_rows(
+    student: Tensor, teacher: Tensor, alpha: float, temperature: float
+) -> Tensor:
+    """d(divergence)/d(student logits) for `[N, V]` rows, in closed form.
+
+    Writing `g = d loss / d p_S`, the softmax Jacobian gives `p_S * (g - <p_S, g>) / temperature`:
+    * forward KL: `g = -p_T / p_S`, so the gradient is `(p_S - p_T) / temperature`;
+    * reverse KL: `g = log p_S - log p_T + 1` (the constant cancels);
+    * JSD: `g = (1 - alpha) * (log p_S - log M)` (the terms in `p / M` cancel exactly).
+    """
+    log_s = F.log_softmax(_upcast(student) / temperature, dim=-1)
+    log_t = F.log_softmax(_upcast(teacher) / temperature, dim=-1)
+    p_s = torch.exp(log_s)
+    if alpha == 0.0:
+        return (p_s - torch.exp(log_t)) / temperature
+    if alpha == 1.0:
+        g = log_s - log_t
+    else:
+        g = (1.0 - alpha) * (log_s - _log_mixture(log_t, log_s, alpha))
+    centred = g - torch.sum(p_s * g, dim=-1, keepdim=True)
+    return p_s * centred / temperature
+
+
+class _ChunkedDivergence(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx: Any,
+        student: Tensor,
+        teacher: Tensor,
+        alpha: float,
+        temperature: float,
+        chunk_size: int,
+    ) -> Tensor:
+        ctx.save_for_backward(student, teacher)
+        ctx.alpha, ctx.temperature, ctx.chunk_size = alpha, temperature, chunk_size
+        with torch.no_grad():
+            pieces = [
+                _divergence_rows(s, t, alpha, temperature)
+                for s, t in zip(student.split(chunk_size), teacher.split(chunk_size), strict=True)
+            ]
+        if not pieces:
+            return _upcast(student).new_zeros((0,))
+        return torch.cat(pieces)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        student, teacher = ctx.saved_tensors
+        grad = torch.empty_like(student)
+        for start in range(0, student.shape[0], ctx.chunk_size):
+            rows = slice(start, start + ctx.chunk_size)
+            local = _divergence_grad_rows(student[rows], teacher[rows], ctx.alpha, ctx.temperature)
+            grad[rows] = (local * grad_out[rows, None]).to(grad.dtype)
+        return grad, None, None, None, None

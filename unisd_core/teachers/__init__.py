@@ -1,0 +1,1 @@
+"""Teachers: their contexts (gold, auxiliary, negative) and the EMA teacher update."""
