@@ -1,0 +1,155 @@
+"""Helpers over the table of runs: configuration labels and the overall score.
+
+The analysis works on one row per run x benchmark (see :mod:`unisd_core.analysis.cli` for the
+full format). A run is identified by the columns the caller names (its configuration and seed);
+these helpers never guess silently: duplicate or incomplete runs are reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from unisd_core.analysis.coding import code_factors, numeric_response, require_columns
+from unisd_core.analysis.errors import AnalysisError
+
+OVERALL = "overall"
+
+
+def config_labels(
+    table: pd.DataFrame,
+    factors: Sequence[str],
+    *,
+    base_label: str = "base",
+    all_label: str | None = None,
+) -> pd.Series:
+    """A readable label per row: the switched-on components joined by ``+``.
+
+    Off/on factors contribute their name when on; two-valued parameters always contribute
+    ``name=value`` (so ``gamma=0.01`` and ``gamma=0.001`` stay distinct). Rows with nothing on
+    get ``base_label``; rows with every switch on get ``all_label`` when one is given (the paper
+    calls that configuration UniSD*).
+    """
+    coded = code_factors(table, factors)
+    high = np.column_stack([c.values > 0 for c in coded])
+    uniques, inverse = np.unique(high, axis=0, return_inverse=True)
+    labels: list[str] = []
+    switches = [c.is_switch for c in coded]
+    for row in uniques:
+        parts = []
+        for factor, on, is_switch in zip(coded, row, switches, strict=True):
+            if is_switch:
+                if on:
+                    parts.append(factor.name)
+            else:
+                parts.append(f"{factor.name}={factor.high if on else factor.low}")
+        label = "+".join(parts) or base_label
+        if all_label is not None and all(switches) and bool(row.all()):
+            label = all_label
+        labels.append(label)
+    return pd.Series(np.asarray(labels, dtype=object)[inverse.ravel()], index=table.index)
+
+
+def overall_scores(
+    table: pd.DataFrame,
+    *,
+    response: str,
+    benchmark: str,
+    keys: Sequence[str],
+) -> tuple[pd.DataFrame, int]:
+    """Mean of ``response`` over benchmarks per run (the paper's overall score).
+
+    Returns the per-run frame (``keys`` + ``response``) and how many runs were left out because
+    they lack a value on some benchmark: averaging over fewer benchmarks would mix scales.
+    """
+    require_columns(table, [response, benchmark, *keys], what="overall-score")
+    index = [*keys, benchmark]
+    counts = table.groupby(index, dropna=False, sort=False).size()
+    if (counts > 1).any():
+        example = counts[counts > 1].index[0]
+        raise AnalysisError(
+            "several rows for the same run and benchmark "
+            f"{dict(zip(index, example, strict=True))}; "
+            "add a column that identifies runs (e.g. run_id or seed) and name it"
+        )
+    wide = table.set_index(index)[response].astype(float).unstack(benchmark)
+    complete = wide.notna().all(axis=1)
+    overall = wide.loc[complete].mean(axis=1).rename(response).reset_index()
+    return overall, int((~complete).sum())
+
+
+def benchmark_groups(
+    table: pd.DataFrame,
+    *,
+    response: str,
+    keys: Sequence[str],
+    benchmark: str | None,
+    overall: bool = True,
+) -> list[tuple[str, pd.DataFrame]]:
+    """Split ``keys`` + ``response`` (as numbers) by benchmark, plus the overall score.
+
+    Without a benchmark column the whole table is one group named ``overall``. The overall
+    group holds one row per run (``keys``) with the mean over benchmarks, for complete runs only.
+    """
+    require_columns(table, [*keys, *([benchmark] if benchmark else [])], what="run")
+    frame = table[[*keys, *([benchmark] if benchmark else [])]].copy()
+    frame[response] = numeric_response(table, response)
+    if benchmark is None:
+        return [(OVERALL, frame)]
+    groups = [(str(name), g) for name, g in frame.groupby(benchmark, sort=True)]
+    if overall and len(groups) > 1:
+        scores, _ = overall_scores(
+            frame.dropna(subset=[response]), response=response, benchmark=benchmark, keys=keys
+        )
+        groups.append((OVERALL, scores))
+    return groups
+
+
+def seed_matrices(
+    table: pd.DataFrame,
+    *,
+    response: str,
+    by: str,
+    seed: str,
+    benchmark: str | None,
+    overall: bool = True,
+) -> list[tuple[str, pd.DataFrame]]:
+    """Per benchmark, a seeds x configurations matrix of ``response`` (NaN where not run).
+
+    This is the layout paired statistics need: a column per configuration, a row per seed. The
+    overall matrix averages each (seed, configuration) over benchmarks, NaN unless it has a
+    value on every benchmark. One pivot serves all benchmarks.
+    """
+    require_columns(table, [by, seed, *([benchmark] if benchmark else [])], what="run")
+    data = table[[by, seed, *([benchmark] if benchmark else [])]].copy()
+    data[response] = numeric_response(table, response)
+    data = data.dropna(subset=[response])
+    if data[seed].isna().any():
+        raise AnalysisError(f"seed column {seed!r} has missing values; pairing needs every seed")
+    identity = [*([benchmark] if benchmark else []), by, seed]
+    duplicated = data.duplicated(identity)
+    if duplicated.any():
+        row = data.loc[duplicated].iloc[0]
+        where = f" on benchmark {row[benchmark]!r}" if benchmark else ""
+        raise AnalysisError(
+            f"configuration {row[by]!r} has several rows for seed {row[seed]!r}{where}; "
+            "paired statistics need one value per configuration and seed"
+            + ("" if benchmark else " (name the benchmark column)")
+        )
+    if benchmark is None:
+        return [(OVERALL, data.pivot(index=seed, columns=by, values=response))]
+    wide = data.pivot(index=seed, columns=[benchmark, by], values=response)
+    benchmarks = sorted(pd.unique(data[benchmark]), key=str)
+    configs = list(pd.unique(data[by]))
+    full = wide.reindex(columns=pd.MultiIndex.from_product([benchmarks, configs]))
+    cube = full.to_numpy(dtype=float).reshape(len(wide.index), len(benchmarks), len(configs))
+    result = [
+        (str(name), pd.DataFrame(cube[:, i, :], index=wide.index, columns=configs))
+        for i, name in enumerate(benchmarks)
+    ]
+    if overall and len(benchmarks) > 1:
+        # A NaN on any benchmark makes the mean NaN: incomplete runs leave the overall score.
+        result.append((OVERALL, pd.DataFrame(cube.mean(axis=1), index=wide.index, columns=configs)))
+    return result
