@@ -1,0 +1,78 @@
+"""Service settings: the only place that reads the environment (`UNISD_*` variables and `.env`)."""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+QUEUES = ("cpu", "gpu")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="UNISD_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path(".unisd"), description="Local state: SQLite db, broker, artifacts.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default: SQLite file in data_dir."
+    )
+    broker_url: str | None = Field(
+        None,
+        description="Celery broker URL (redis://...). Unset: the embedded broker in data_dir.",
+    )
+    auth: Literal["on", "off"] = Field("on", description="'off' is accepted only on loopback.")
+    api_token: SecretStr | None = Field(
+        None, description="Bearer token required by the API when auth is on."
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    api_url: str | None = Field(None, description="Base URL the UI uses to reach the API.")
+    default_queue: Literal["cpu", "gpu"] = "cpu"
+
+    @model_validator(mode="after")
+    def _auth_off_only_on_loopback(self) -> Settings:
+        if self.auth == "off" and not is_loopback(self.host):
+            raise ValueError(
+                f"UNISD_AUTH=off is only allowed when the server listens on loopback, "
+                f"not on {self.host!r}"
+            )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'unisd.db'}"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker_url is None
+
+    @property
+    def broker_socket(self) -> Path:
+        return self.data_dir.resolve() / "broker" / "redis.sock"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or f"redis+socket://{self.broker_socket}"
+
+    @property
+    def resolved_api_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return (self.api_url or f"http://{host}:{self.port}").rstrip("/")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,40 @@
+"""The whole product as a user runs it: server, broker, worker processes, HTTP, real training."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.support import Stack, service_env, wait_for_status
+
+
+def submit_and_finish(base_url: str) -> None:
+    created = httpx.post(
+        f"{base_url}/api/v1/runs", json={"preset": "sft", "train": {"max_steps": 3}}, timeout=10
+    )
+    assert created.status_code == 201, created.text
+    run = wait_for_status(base_url, created.json()["id"], {"succeeded", "failed", "cancelled"})
+    assert run["status"] == "succeeded", run
+    metrics = httpx.get(
+        f"{base_url}/api/v1/runs/{run['id']}/metrics", params={"keys": "loss/total,train/lr"}
+    ).json()["metrics"]
+    assert [p["step"] for p in metrics["loss/total"]] == [1, 2, 3]
+    assert all(p["value"] > 0 for p in metrics["loss/total"])
+    assert len(metrics["train/lr"]) == 3
+
+
+@pytest.mark.slow
+def test_embedded_default_serves_trains_and_reports(stack: Stack) -> None:
+    """`unisd serve` alone: SQLite, embedded broker and a supervised worker (what make run does)."""
+    base_url = stack.serve(service_env(stack.data_dir))
+    submit_and_finish(base_url)
+    assert (stack.data_dir / "broker" / "appendonly.aof").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_real_redis_and_a_separate_worker(stack: Stack, redis_broker_url: str) -> None:
+    env = service_env(stack.data_dir, UNISD_BROKER_URL=redis_broker_url)
+    base_url = stack.serve(env)
+    stack.start(["worker", "--queues", "cpu"], env, "worker")
+    submit_and_finish(base_url)

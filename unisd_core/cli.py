@@ -1,0 +1,115 @@
+"""The `unisd` command line.
+
+Core commands (train, presets, ...) live here. Service commands (serve, worker, db) belong to
+the backend and workers packages and are registered through the `unisd.cli` entry-point group,
+so this module never imports them (the core must not depend on the service layers).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from pydantic import ValidationError
+
+from unisd_core.config import RunConfig, build_config
+
+app = typer.Typer(help="UniSD Studio: self-distillation runs of LLMs.", no_args_is_help=True)
+
+
+def load_config_file(path: Path) -> dict[str, object]:
+    if not path.is_file():
+        raise typer.BadParameter(f"config file not found: {path}", param_hint="CONFIG")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise typer.BadParameter(
+            f"{path} is not valid YAML/JSON: {exc}", param_hint="CONFIG"
+        ) from exc
+    if not isinstance(raw, dict):
+        raise typer.BadParameter(
+            f"{path} must hold a mapping at the top level", param_hint="CONFIG"
+        )
+    return raw
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"]) or "config"
+        lines.append(f"  {path}: {err['msg'].removeprefix('Value error, ')}")
+    return "invalid config:\n" + "\n".join(lines)
+
+
+@app.command()
+def train(
+    config: Annotated[Path | None, typer.Argument(help="YAML or JSON RunConfig file.")] = None,
+    preset: Annotated[str | None, typer.Option(help="Start from this preset.")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override: dotted.path=value (repeatable).")
+    ] = None,
+    output: Annotated[Path, typer.Option(help="Output directory.")] = Path("outputs/run"),
+) -> None:
+    """Train locally; writes OUTPUT/config.yaml, OUTPUT/metrics.jsonl and OUTPUT/summary.json."""
+    raw = load_config_file(config) if config is not None else {}
+    try:
+        cfg = build_config(raw, preset=preset, overrides=set_ or [])
+    except ValidationError as exc:
+        typer.echo(format_validation_error(exc), err=True)
+        raise typer.Exit(2) from None
+    except ValueError as exc:
+        typer.echo(f"invalid --set: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+    from unisd_core.callbacks import JsonlSink
+    from unisd_core.trainer import train as run_training
+
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
+    metrics_path = output / "metrics.jsonl"
+    metrics_path.unlink(missing_ok=True)
+    sink = JsonlSink(metrics_path)
+    with typer.progressbar(length=cfg.train.max_steps, label="training") as bar:
+
+        def progress_sink(step: int, metrics: Mapping[str, float]) -> None:
+            sink(step, metrics)
+            bar.update(1)
+
+        result = run_training(cfg, progress_sink)
+    summary = {
+        "steps_completed": result.steps_completed,
+        "stopped_early": result.stopped_early,
+        "config_hash": cfg.config_hash(),
+    }
+    (output / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    typer.echo(f"done: {result.steps_completed} steps; metrics in {metrics_path}")
+
+
+@app.command()
+def presets() -> None:
+    """List the built-in presets."""
+    from unisd_core.presets import PRESET_DESCRIPTIONS, PRESETS
+
+    for name in PRESETS:
+        typer.echo(f"{name:12s} {PRESET_DESCRIPTIONS.get(name, '')}")
+
+
+def _register_plugins() -> None:
+    for entry in entry_points(group="unisd.cli"):
+        entry.load()(app)
+
+
+def main() -> None:
+    _register_plugins()
+    app()
+
+
+__all__ = ["RunConfig", "app", "main"]
+
+if __name__ == "__main__":
+    main()
