@@ -342,7 +342,9 @@ def detect_factors(table: pd.DataFrame) -> list[str]:
         series = table[column]
         if series.dtype == bool:
             found.append(str(column))
-        elif series.dtype == object and series.notna().all():
+        elif (
+            series.dtype == object or pd.api.types.is_string_dtype(series)
+        ) and series.notna().all():
             levels = pd.unique(series)
             if len(levels) == 2 and _is_switch_pair(levels[0], levels[1]):
                 found.append(str(column))
