@@ -99,6 +99,37 @@ def presets() -> None:
         typer.echo(f"{name:12s} {PRESET_DESCRIPTIONS.get(name, '')}")
 
 
+@app.command("analyze")
+def analyze(
+    source: Annotated[Path, typer.Argument(help="Table of runs: CSV, JSONL or Parquet file.")],
+    output: Annotated[Path, typer.Option(help="Output directory.")] = Path("outputs/analysis"),
+    response: Annotated[
+        str | None, typer.Option(help="Metric column to analyse (default: every metric).")
+    ] = None,
+    factor: Annotated[
+        list[str] | None, typer.Option(help="Factor column (repeatable; default: detected).")
+    ] = None,
+    reference: Annotated[
+        str | None, typer.Option(help="Configuration to compare against (default: base).")
+    ] = None,
+    confidence: Annotated[float, typer.Option(help="Confidence level of intervals.")] = 0.95,
+) -> None:
+    """Effects, interactions, paired tests and summaries of a table of runs (CSV + LaTeX + JSON)."""
+    from unisd_core.analysis import AnalysisError
+    from unisd_core.analysis.cli import analyze as run_analysis
+
+    try:
+        summary = run_analysis(
+            source, output, response, factors=factor, reference=reference, confidence=confidence
+        )
+    except AnalysisError as exc:
+        typer.echo(f"cannot analyse {source}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for note in summary["notes"]:
+        typer.echo(f"note: {note}")
+    typer.echo(f"done: {len(summary['files'])} files in {output}")
+
+
 def _register_plugins() -> None:
     for entry in entry_points(group="unisd.cli"):
         entry.load()(app)

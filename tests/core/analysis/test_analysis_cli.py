@@ -131,3 +131,23 @@ def test_parquet_input(tmp_path: Path) -> None:
     source = tmp_path / "runs.parquet"
     _runs_table().to_parquet(source)
     assert analyze(source, tmp_path / "out", "accuracy", n_boot=500)["rows"] == 48
+
+
+def test_unisd_analyze_command(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from unisd_core.cli import app
+
+    source = tmp_path / "runs.csv"
+    _runs_table().to_csv(source, index=False)
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["analyze", str(source), "--output", str(tmp_path / "out"), "--response", "accuracy"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "files in" in result.output
+    assert (tmp_path / "out" / "effects.csv").is_file()
+
+    bad = runner.invoke(app, ["analyze", str(tmp_path / "nope.csv")])
+    assert bad.exit_code == 2
+    assert "no such table" in bad.output
