@@ -1,107 +1,507 @@
-"""The training loop. Walking-skeleton version: supervised fine-tuning on gold demonstrations.
+"""The training loop: on-policy self-distillation (UniSD), and the SFT / SSD baselines.
 
-Read top to bottom: load model and data, build batches, then one optimizer step per iteration,
-reporting metrics to the sink and polling the stop signal at every step boundary.
+Read top to bottom. `train` loads data (before the model, so data errors come first), builds the
+student and teacher(s), plans the teacher contexts, then runs one optimizer step per iteration:
+
+    on_policy_distill: sample y ~ student(x); score y under the student and, in one padded
+                       teacher forward, under the gold, auxiliary and negative contexts; combine
+                       the enabled components (objectives.py); step; EMA-sync the teacher.
+    sft:               NLL of the gold demonstration given the student prompt.
+    ssd:               NLL of the base model's own sample (drawn once per example, cached).
+    none:              no training (the `base` preset: evaluate the base model).
+
+Metrics go to the sink every step; `stop()` is polled at every step boundary, and a stop writes
+a checkpoint when an output directory is given, so the run can resume exactly where it stopped.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import random
+import resource
+import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
-from transformers import PreTrainedTokenizerBase, get_cosine_schedule_with_warmup
+from torch import Tensor
+from transformers import get_scheduler
 
-from unisd_core import modeling
+from unisd_core import checkpoint as ckpt
+from unisd_core import generation
 from unisd_core.callbacks import MetricSink, StopSignal, never_stop
 from unisd_core.config import RunConfig
 from unisd_core.data import Example, load_examples
 from unisd_core.data.prompts import gold_completion, student_messages
+from unisd_core.networks import Networks, build_networks, pick_device
+from unisd_core.objectives import (
+    ScoredBatch,
+    distillation_objective,
+    mean_metrics,
+    negative_log_likelihood,
+)
+from unisd_core.scoring import Packed, forward_completions, pack, token_logps
+from unisd_core.teachers import contexts
+from unisd_core.teachers.negatives import (
+    Negative,
+    deterministic_negative,
+    rationale_request_messages,
+    wrong_letter,
+)
 
-IGNORE_INDEX = -100
-MAX_SEQUENCE_TOKENS = 1024
-MAX_GRAD_NORM = 1.0
+#: Teacher rows (contexts x completions) per forward; bounds activation memory (method.md 0.4).
+TEACHER_ROWS_PER_FORWARD = 32
+#: Token budget of model-written texts (induced instructions, negative rationales).
+AUX_GENERATION_TOKENS = 96
 
 
 @dataclass(frozen=True)
 class TrainResult:
     steps_completed: int
     stopped_early: bool
+    checkpoint: Path | None = None
+    info: dict[str, str] = field(default_factory=dict)
 
 
-def train(cfg: RunConfig, sink: MetricSink, stop: StopSignal = never_stop) -> TrainResult:
-    """Run `cfg.train.max_steps` optimizer steps (fewer if `stop()` turns true)."""
-    _seed_everything(cfg.train.seed)
+def train(
+    cfg: RunConfig,
+    sink: MetricSink,
+    stop: StopSignal = never_stop,
+    resume_from: Path | str | None = None,
+    output_dir: Path | str | None = None,
+) -> TrainResult:
+    """Train `cfg` and report metrics to `sink`; see the module docstring."""
+    out = Path(output_dir) if output_dir is not None else None
     examples = load_examples(
-        cfg.data.benchmark, source=cfg.data.source, split="train", seed=cfg.train.seed
+        cfg.data.benchmark,
+        source=cfg.data.source,
+        split=cfg.data.train_split,
+        seed=cfg.train.seed,
+        limit=cfg.data.max_train_examples,
     )
-    loaded = modeling.load(cfg.model)
-    model, tokenizer = loaded.model, loaded.tokenizer
-    model.train()
+    _preflight(cfg, examples)
+    if cfg.objective == "none":
+        return TrainResult(steps_completed=0, stopped_early=False)
+    resume_path = _resolve_resume(resume_from, cfg)
+    device = pick_device(cfg)
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=0.0)
-    max_steps = cfg.train.max_steps
-    scheduler = get_cosine_schedule_with_warmup(
-        optimizer, num_warmup_steps=math.ceil(0.1 * max_steps), num_training_steps=max_steps
+    _seed_everything(cfg.train.seed)
+    nets = build_networks(cfg, device)
+    nets.student.train()
+    total = total_steps(cfg, len(examples))
+    optimizer = torch.optim.AdamW(
+        nets.trainable_parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
     )
-    order = _batch_order(len(examples), cfg.train.batch_size, max_steps, cfg.train.seed)
+    scheduler = get_scheduler(
+        "constant_with_warmup" if cfg.train.schedule == "constant" else cfg.train.schedule,
+        optimizer,
+        num_warmup_steps=math.ceil(cfg.train.warmup_ratio * total),
+        num_training_steps=total,
+    )
+    order = batch_order(len(examples), cfg.train.batch_size, total, cfg.train.seed)
+    step_fn = StepRunner(cfg, nets, examples)
 
-    for step in range(1, max_steps + 1):
+    start = 0
+    if resume_path is not None:
+        restored = ckpt.load_checkpoint(
+            resume_path, networks=nets, optimizer=optimizer, scheduler=scheduler
+        )
+        start = restored.step
+        step_fn.load_extra(restored.extra)
+
+    def save(step: int) -> Path | None:
+        if out is None:
+            return None
+        return ckpt.save_checkpoint(
+            out,
+            step=step,
+            cfg=cfg,
+            networks=nets,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            extra=step_fn.extra(),
+            meta={"total_steps": total, **step_fn.info},
+        )
+
+    last_saved: Path | None = None
+    last_saved_step = start
+    for step in range(start + 1, total + 1):
         if stop():
-            return TrainResult(steps_completed=step - 1, stopped_early=True)
+            return TrainResult(step - 1, True, save(step - 1), dict(step_fn.info))
         started = time.perf_counter()
-        batch = sft_batch([examples[i] for i in order[step - 1]], tokenizer)
-        loss = model(**batch).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
-        lr = scheduler.get_last_lr()[0]
+        metrics = step_fn.run(order[step - 1], step)
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            nets.trainable_parameters(), cfg.train.max_grad_norm
+        )
+        metrics["train/lr"] = float(scheduler.get_last_lr()[0])
         optimizer.step()
         scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        metrics["train/grad_norm"] = float(grad_norm)
+        if cfg.objective == "on_policy_distill" and cfg.ema.enabled:
+            if step % cfg.ema.ref_model_sync_steps == 0:
+                metrics["ema/tensors_updated"] = float(nets.ema_sync(cfg.ema.ref_model_mixup_beta))
+            metrics["ema/teacher_drift"] = nets.ema_drift()
         elapsed = time.perf_counter() - started
-        tokens = int(batch["attention_mask"].sum())
-        sink(
-            step,
-            {
-                "loss/total": float(loss.detach()),
-                "train/lr": float(lr),
-                "train/grad_norm": float(grad_norm),
-                "sys/tokens_per_s": tokens / max(elapsed, 1e-9),
+        metrics["sys/step_s"] = elapsed
+        metrics["sys/tokens_per_s"] = metrics.pop("_tokens") / max(elapsed, 1e-9)
+        metrics["sys/peak_mem_gb"] = peak_memory_gb(device)
+        sink(step, metrics)
+        if out is not None and cfg.train.sample_every and step % cfg.train.sample_every == 0:
+            step_fn.write_samples(out / "samples.jsonl", step)
+        if (
+            out is not None
+            and cfg.train.checkpoint_every
+            and step % cfg.train.checkpoint_every == 0
+        ):
+            last_saved, last_saved_step = save(step), step
+    if out is not None and last_saved_step != total:
+        last_saved = save(total)
+    return TrainResult(total, False, last_saved, dict(step_fn.info))
+
+
+# --- one optimizer step ------------------------------------------------------------------------
+
+
+class StepRunner:
+    """Builds the batches of one step and accumulates its gradients; owns the prompt caches."""
+
+    def __init__(self, cfg: RunConfig, nets: Networks, examples: Sequence[Example]) -> None:
+        self.cfg = cfg
+        self.nets = nets
+        self.examples = examples
+        self.tokenizer = nets.tokenizer
+        eos = generation.eos_token_ids(nets.student, self.tokenizer)
+        self.eos_id = eos[0]
+        self.pad_id = generation.pad_token_id(self.tokenizer, eos)
+        self.info: dict[str, str] = {"objective": cfg.objective}
+        self._ids: dict[tuple[str, int], list[int]] = {}
+        self._last_samples: list[dict[str, Any]] = []
+        self.ssd_samples: dict[int, list[int]] = {}
+        self.generated_negatives: dict[int, Negative] = {}
+        self.plan: contexts.AuxiliaryPlan | None = None
+        if cfg.objective == "on_policy_distill" and cfg.agreement.enabled:
+            self.plan = contexts.plan_auxiliary(
+                examples,
+                source=cfg.agreement.context_source,
+                k=cfg.agreement.num_auxiliary_contexts,
+                seed=cfg.train.seed,
+                induce=self._induce,
+            )
+            self.info["agreement_contexts"] = self.plan.backend
+
+    # --- prompts ------------------------------------------------------------------------------
+
+    def _encode(self, messages: list[dict[str, str]]) -> list[int]:
+        return generation.encode_chat(
+            self.tokenizer, messages, max_length=self.cfg.data.max_prompt_length
+        )
+
+    def _cached(self, kind: str, index: int, build: Any) -> list[int]:
+        key = (kind, index)
+        if key not in self._ids:
+            self._ids[key] = self._encode(build())
+        return self._ids[key]
+
+    def student_prompt(self, index: int) -> list[int]:
+        return self._cached("student", index, lambda: student_messages(self.examples[index]))
+
+    def teacher_prompt(self, index: int) -> list[int]:
+        return self._cached(
+            "teacher", index, lambda: contexts.teacher_messages(self.examples[index])
+        )
+
+    def auxiliary_prompts(self, index: int) -> list[list[int]]:
+        assert self.plan is not None
+        plan = self.plan
+        return [
+            self._cached(f"aux{k}", index, lambda m=m: m)
+            for k, m in enumerate(plan.messages(self.examples, index))
+        ]
+
+    def negative_prompt(self, index: int) -> list[int]:
+        return self._cached(
+            "negative",
+            index,
+            lambda: contexts.negative_messages(self.examples[index], self.negative(index)),
+        )
+
+    def negative(self, index: int) -> Negative:
+        example = self.examples[index]
+        if self.cfg.contrastive.negatives == "generated" and example.options:
+            if index not in self.generated_negatives:
+                self._generate_negatives([index])
+            return self.generated_negatives[index]
+        return deterministic_negative(example, self.cfg.train.seed)
+
+    def gold_ids(self, index: int) -> list[int]:
+        key = ("gold", index)
+        if key not in self._ids:
+            text = gold_completion(self.examples[index])
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            self._ids[key] = [*ids, self.eos_id][: self.cfg.data.max_completion_length]
+        return self._ids[key]
+
+    # --- model-written texts ------------------------------------------------------------------
+
+    def _sample_from_base(
+        self,
+        prompts: list[list[int]],
+        *,
+        seed: int,
+        temperature: float,
+        top_p: float,
+        max_new_tokens: int,
+    ) -> list[generation.Generation]:
+        model, context = self.nets.base_model_for_sampling()
+        with context:
+            return generation.generate(
+                model,
+                self.tokenizer,
+                prompts,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                top_p=top_p,
+                batch_size=max(1, len(prompts)),
+                seed=seed,
+            )
+
+    def _induce(self, requests: list[list[dict[str, str]]]) -> list[str]:
+        outs = self._sample_from_base(
+            [self._encode(r) for r in requests],
+            seed=self.cfg.train.seed,
+            temperature=0.7,
+            top_p=1.0,
+            max_new_tokens=AUX_GENERATION_TOKENS,
+        )
+        return [g.text for g in outs]
+
+    def _generate_negatives(self, indices: list[int]) -> None:
+        wrongs = {}
+        for i in indices:
+            rng = random.Random(f"{self.cfg.train.seed}:{self.examples[i].id}")
+            wrongs[i] = wrong_letter(self.examples[i], rng)
+        outs = self._sample_from_base(
+            [
+                self._encode(rationale_request_messages(self.examples[i], wrongs[i]))
+                for i in indices
+            ],
+            seed=self.cfg.train.seed + min(indices),
+            temperature=0.7,
+            top_p=1.0,
+            max_new_tokens=AUX_GENERATION_TOKENS,
+        )
+        for i, out in zip(indices, outs, strict=True):
+            self.generated_negatives[i] = Negative(answer=wrongs[i], rationale=out.text.strip())
+
+    # --- the step -----------------------------------------------------------------------------
+
+    def run(self, indices: list[int], step: int) -> dict[str, float]:
+        if self.cfg.objective == "on_policy_distill":
+            return self._on_policy(indices, step)
+        if self.cfg.objective == "sft":
+            return self._imitation(indices, [self.gold_ids(i) for i in indices])
+        return self._imitation(indices, self._ssd_completions(indices, step))
+
+    def _micro_batches(self, indices: list[int]) -> list[list[int]]:
+        size = len(indices) // self.cfg.train.grad_accum
+        return [indices[i : i + size] for i in range(0, len(indices), size)]
+
+    def _imitation(self, indices: list[int], completions: list[list[int]]) -> dict[str, float]:
+        """SFT and SSD: per-sequence mean NLL of the given completions."""
+        by_index = dict(zip(indices, completions, strict=True))
+        parts, tokens = [], 0
+        for micro in self._micro_batches(indices):
+            packed = pack(
+                [self.student_prompt(i) for i in micro],
+                [by_index[i] for i in micro],
+                pad_id=self.pad_id,
+            ).to(self.nets.device)
+            logits, _ = forward_completions(self.nets.student, packed)
+            loss = negative_log_likelihood(logits, packed.completion_ids, packed.completion_mask)
+            (loss / self.cfg.train.grad_accum).backward()
+            parts.append({"loss/total": float(loss.detach()), "loss/nll": float(loss.detach())})
+            tokens += int(packed.attention_mask.sum())
+        return {**mean_metrics(parts), "_tokens": float(tokens)}
+
+    def _ssd_completions(self, indices: list[int], step: int) -> list[list[int]]:
+        """The base model's own samples (SSD), drawn once per example and reused."""
+        missing = [i for i in indices if i not in self.ssd_samples]
+        if missing:
+            outs = self._sample_from_base(
+                [self.student_prompt(i) for i in missing],
+                seed=_step_seed(self.cfg.train.seed, step),
+                temperature=self.cfg.train.temperature,
+                top_p=self.cfg.train.top_p,
+                max_new_tokens=self.cfg.train.max_new_tokens,
+            )
+            for i, out in zip(missing, outs, strict=True):
+                ids = out.completion_ids[: self.cfg.data.max_completion_length]
+                self.ssd_samples[i] = ids or [self.eos_id]
+        return [self.ssd_samples[i] for i in indices]
+
+    def _on_policy(self, indices: list[int], step: int) -> dict[str, float]:
+        cfg = self.cfg
+        gen_started = time.perf_counter()
+        rollouts = generation.generate(
+            self.nets.student,
+            self.tokenizer,
+            [self.student_prompt(i) for i in indices],
+            max_new_tokens=cfg.train.max_new_tokens,
+            temperature=cfg.train.temperature,
+            top_p=cfg.train.top_p,
+            batch_size=len(indices),
+            seed=_step_seed(cfg.train.seed, step),
+        )
+        gen_seconds = time.perf_counter() - gen_started
+        completions = {
+            i: (r.completion_ids[: cfg.data.max_completion_length] or [self.eos_id])
+            for i, r in zip(indices, rollouts, strict=True)
+        }
+        self._last_samples = [
+            {"example": self.examples[i].id, "completion": r.text, "finished": r.finished}
+            for i, r in zip(indices, rollouts, strict=True)
+        ]
+        parts, tokens = [], 0
+        for micro in self._micro_batches(indices):
+            ys = [completions[i] for i in micro]
+            student_batch = pack(
+                [self.student_prompt(i) for i in micro], ys, pad_id=self.pad_id
+            ).to(self.nets.device)
+            student_logits, student_hidden = forward_completions(
+                self.nets.student, student_batch, hidden=cfg.feature_matching.enabled
+            )
+            scored = self._score_teachers(micro, ys)
+            scored.completion_ids = student_batch.completion_ids
+            scored.mask = student_batch.completion_mask
+            scored.student_logits = student_logits
+            scored.student_hidden = student_hidden
+            result = distillation_objective(cfg, scored)
+            (result.loss / cfg.train.grad_accum).backward()
+            parts.append(result.metrics)
+            tokens += int(student_batch.attention_mask.sum())
+        metrics = mean_metrics(parts)
+        lengths = [len(completions[i]) for i in indices]
+        metrics["train/completion_length"] = sum(lengths) / len(lengths)
+        metrics["train/completion_finished"] = sum(r.finished for r in rollouts) / len(rollouts)
+        metrics["sys/generation_s"] = gen_seconds
+        metrics["_tokens"] = float(tokens)
+        return metrics
+
+    def _score_teachers(self, micro: list[int], ys: list[list[int]]) -> ScoredBatch:
+        """All teacher contexts of a micro-batch in one padded batch (chunked by rows)."""
+        cfg = self.cfg
+        b = len(micro)
+        prompts = [self.teacher_prompt(i) for i in micro]
+        k = 0
+        if cfg.agreement.enabled:
+            k = cfg.agreement.num_auxiliary_contexts
+            per_example = [self.auxiliary_prompts(i) for i in micro]
+            prompts += [per_example[row][j] for j in range(k) for row in range(b)]
+        if cfg.contrastive.enabled:
+            prompts += [self.negative_prompt(i) for i in micro]
+        groups = len(prompts) // b
+        packed = pack(prompts, ys * groups, pad_id=self.pad_id).to(self.nets.device)
+        ids = packed.completion_ids
+        want_hidden = cfg.feature_matching.enabled
+        gold_logits: list[Tensor] = []
+        gold_hidden: list[Tensor] = []
+        other_logps: list[Tensor] = []
+        for start in range(0, packed.input_ids.shape[0], TEACHER_ROWS_PER_FORWARD):
+            stop = min(start + TEACHER_ROWS_PER_FORWARD, packed.input_ids.shape[0])
+            logits, hidden = self.nets.teacher_forward(
+                packed.rows(start, stop), hidden=want_hidden and start < b
+            )
+            n_gold = max(0, min(b, stop) - start)
+            if n_gold:
+                gold_logits.append(logits[:n_gold])
+                if hidden is not None:
+                    gold_hidden.append(hidden[:n_gold])
+            for row in range(max(start, b), stop):
+                group = row // b
+                tau = 1.0 if group <= k else cfg.divergence.temperature
+                local = row - start
+                other_logps.append(
+                    token_logps(logits[local : local + 1], ids[row : row + 1], temperature=tau)
+                )
+        scored = ScoredBatch(
+            completion_ids=ids[:b],
+            mask=packed.completion_mask[:b],
+            student_logits=torch.empty(0),
+            teacher_logits=torch.cat(gold_logits),
+            teacher_hidden=torch.cat(gold_hidden) if gold_hidden else None,
+        )
+        if other_logps:
+            rest = torch.cat(other_logps)  # [(groups - 1) * b, T]
+            if k:
+                scored.auxiliary_logps = rest[: k * b].reshape(k, b, -1)
+            if cfg.contrastive.enabled:
+                scored.negative_logps = rest[k * b :]
+        return scored
+
+    # --- state that must survive a resume ----------------------------------------------------
+
+    def extra(self) -> dict[str, Any]:
+        return {
+            "ssd_samples": {str(k): v for k, v in self.ssd_samples.items()},
+            "generated_negatives": {
+                str(k): [v.answer, v.rationale] for k, v in self.generated_negatives.items()
             },
+        }
+
+    def load_extra(self, extra: dict[str, Any]) -> None:
+        self.ssd_samples = {int(k): list(v) for k, v in extra.get("ssd_samples", {}).items()}
+        self.generated_negatives = {
+            int(k): Negative(answer=v[0], rationale=v[1])
+            for k, v in extra.get("generated_negatives", {}).items()
+        }
+
+    def write_samples(self, path: Path, step: int) -> None:
+        with path.open("a", encoding="utf-8") as handle:
+            for sample in self._last_samples:
+                handle.write(json.dumps({"step": step, **sample}) + "\n")
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _preflight(cfg: RunConfig, examples: Sequence[Example]) -> None:
+    """Checks that need the data but not the model, so they fail before any weights load."""
+    if cfg.agreement.enabled and cfg.agreement.context_source != "induction":
+        k = cfg.agreement.num_auxiliary_contexts
+        if len(examples) <= k:
+            raise ValueError(
+                f"agreement.num_auxiliary_contexts={k} needs more than {k} training examples; "
+                f"{cfg.data.benchmark} has {len(examples)}"
+            )
+    if cfg.resources.gpus > 1:
+        raise NotImplementedError(
+            "resources.gpus > 1: multi-GPU training is not implemented yet; use gpus: 1"
         )
-    return TrainResult(steps_completed=max_steps, stopped_early=False)
 
 
-def sft_batch(
-    examples: list[Example], tokenizer: PreTrainedTokenizerBase
-) -> dict[str, torch.Tensor]:
-    """Prompt + gold completion, right-padded; loss only on the completion tokens."""
-    rows: list[tuple[list[int], list[int]]] = []
-    for example in examples:
-        prompt_ids = tokenizer.apply_chat_template(
-            student_messages(example), add_generation_prompt=True, tokenize=True, return_dict=False
-        )
-        completion_ids = tokenizer(
-            gold_completion(example) + (tokenizer.eos_token or ""), add_special_tokens=False
-        )["input_ids"]
-        ids = (list(prompt_ids) + list(completion_ids))[-MAX_SEQUENCE_TOKENS:]
-        n_prompt = max(len(ids) - len(completion_ids), 0)
-        rows.append((ids, [IGNORE_INDEX] * n_prompt + ids[n_prompt:]))
-    width = max(len(ids) for ids, _ in rows)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
-    attention = torch.zeros((len(rows), width), dtype=torch.long)
-    for row, (ids, labs) in enumerate(rows):
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        labels[row, : len(labs)] = torch.tensor(labs)
-        attention[row, : len(ids)] = 1
-    return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+def _resolve_resume(resume_from: Path | str | None, cfg: RunConfig) -> Path | None:
+    if resume_from is None:
+        return None
+    found = ckpt.latest_checkpoint(Path(resume_from))
+    if found is None:
+        raise FileNotFoundError(f"resume_from: no checkpoint found at {resume_from}")
+    ckpt.check_compatible(found, cfg)
+    return found
 
 
-def _batch_order(n_items: int, batch_size: int, steps: int, seed: int) -> list[list[int]]:
+def total_steps(cfg: RunConfig, n_examples: int) -> int:
+    if cfg.train.max_steps is not None:
+        return cfg.train.max_steps
+    assert cfg.train.epochs is not None
+    return max(1, math.ceil(cfg.train.epochs * n_examples / cfg.train.batch_size))
+
+
+def batch_order(n_items: int, batch_size: int, steps: int, seed: int) -> list[list[int]]:
     """Epochs of seeded shuffles, cut into batches: the data order is a function of the seed."""
     rng = random.Random(seed)
     stream: list[int] = []
@@ -112,6 +512,20 @@ def _batch_order(n_items: int, batch_size: int, steps: int, seed: int) -> list[l
     return [stream[i * batch_size : (i + 1) * batch_size] for i in range(steps)]
 
 
+def _step_seed(seed: int, step: int) -> int:
+    return (seed * 1_000_003 + step) % (2**63)
+
+
+def peak_memory_gb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 1e9
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss * (1 if sys.platform == "darwin" else 1024) / 1e9  # bytes on macOS, KiB on Linux
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
+
+
+__all__ = ["Packed", "TrainResult", "batch_order", "total_steps", "train"]

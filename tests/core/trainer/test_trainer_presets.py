@@ -1,0 +1,72 @@
+"""Three steps of every preset on the tiny model: each enabled component reports, and acts."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tests.core.trainer.trainer_helpers import fast_config
+from unisd_core import train
+from unisd_core.callbacks import ListSink
+from unisd_core.presets import PRESETS
+
+ALWAYS = ("loss/total", "train/lr", "train/grad_norm", "sys/tokens_per_s", "sys/peak_mem_gb")
+COMPONENT_KEYS = {
+    "agreement": ("agreement/weight_mean", "agreement/weight_min", "agreement/disagreement"),
+    "ema": ("ema/teacher_drift",),
+    "contrastive": ("contrastive/loss", "contrastive/violation_rate"),
+    "feature_matching": ("features/mse",),
+    "clipping": ("clip/fraction_clipped",),
+}
+# Strong enough settings that a working component cannot look like a no-op in three steps.
+VISIBLE = {
+    "agreement": {"gamma_agreement": 5.0},
+    "ema": {"ref_model_sync_steps": 1, "ref_model_mixup_beta": 0.5},
+    "clipping": {"token_clip": None, "token_clip_quantile": 0.5},
+}
+
+
+def values(sink: ListSink, key: str) -> list[float]:
+    return [value for _, value in sink.points[key]]
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_runs_three_steps_with_its_diagnostics(name: str) -> None:
+    preset = PRESETS[name]
+    overrides = {c: VISIBLE[c] for c in preset.enabled_components() if c in VISIBLE}
+    cfg = fast_config(name, **overrides)
+    sink = ListSink()
+    result = train(cfg, sink)
+    if name == "base":
+        assert result.steps_completed == 0
+        assert sink.points == {}
+        return
+    assert result.steps_completed == 3
+    assert not result.stopped_early
+    for key in ALWAYS:
+        assert [step for step, _ in sink.points[key]] == [1, 2, 3], key
+        assert all(math.isfinite(v) for v in values(sink, key)), key
+    assert all(v > 0 for v in values(sink, "sys/tokens_per_s"))
+    for component, keys in COMPONENT_KEYS.items():
+        enabled = component in cfg.enabled_components()
+        for key in keys:
+            assert (key in sink.points) == enabled, (component, key)
+    if cfg.agreement.enabled:
+        assert min(values(sink, "agreement/weight_min")) < 1.0
+        assert max(values(sink, "agreement/disagreement")) > 0.0
+    if cfg.ema.enabled:
+        assert max(values(sink, "ema/teacher_drift")) > 0.0
+        assert values(sink, "ema/tensors_updated")[-1] > 0
+    if cfg.contrastive.enabled:
+        assert max(values(sink, "contrastive/loss")) > 0.0
+        assert 0.0 < max(values(sink, "contrastive/violation_rate")) <= 1.0
+    if cfg.feature_matching.enabled:
+        assert max(values(sink, "features/mse")) > 0.0
+    if cfg.clipping.enabled:
+        assert max(values(sink, "clip/fraction_clipped")) > 0.0
+    if cfg.objective == "on_policy_distill":
+        assert "loss/distill" in sink.points
+        assert all(
+            0 < v <= cfg.train.max_new_tokens for v in values(sink, "train/completion_length")
+        )
