@@ -130,6 +130,64 @@ def analyze(
     typer.echo(f"done: {len(summary['files'])} files in {output}")
 
 
+@app.command("eval")
+def eval_(
+    config_or_run_dir: Annotated[
+        Path | None,
+        typer.Argument(help="Run dir, checkpoint dir or RunConfig file (omit: evaluate --model)."),
+    ] = None,
+    benchmarks: Annotated[
+        list[str] | None,
+        typer.Option(help="Benchmarks (repeatable or comma-separated; default: from the config)."),
+    ] = None,
+    output: Annotated[Path, typer.Option(help="Output directory.")] = Path("outputs/eval"),
+    model: Annotated[
+        str | None, typer.Option(help="Evaluate this model (HF id, path or builtin:...).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="At most N items per benchmark.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Generation batch size.")] = 8,
+    source: Annotated[
+        str | None, typer.Option(help="Data source: bundled, local:<dir> or hf.")
+    ] = None,
+    split: Annotated[
+        str | None, typer.Option(help="Split (default: each benchmark's eval split).")
+    ] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="Generation budget per item.")] = None,
+    max_prompt_length: Annotated[int | None, typer.Option(help="Prompt token limit.")] = None,
+    likelihoods: Annotated[
+        bool, typer.Option(help="Also score gold-completion and retention perplexities.")
+    ] = True,
+    fresh: Annotated[bool, typer.Option(help="Discard earlier results in OUTPUT.")] = False,
+) -> None:
+    """Evaluate a checkpoint or a base model; writes OUTPUT/report.json and OUTPUT/items.jsonl."""
+    from unisd_core.data import DataError
+    from unisd_core.evaluation.cli import EvalSetupError, run_eval
+
+    names = [b.strip() for entry in benchmarks or [] for b in entry.split(",") if b.strip()]
+    try:
+        report = run_eval(
+            config_or_run_dir,
+            names,
+            output,
+            model,
+            limit,
+            batch_size,
+            source=source,
+            split=split,
+            max_new_tokens=max_new_tokens,
+            max_prompt_length=max_prompt_length,
+            likelihoods=likelihoods,
+            fresh=fresh,
+        )
+    except (EvalSetupError, DataError) as exc:
+        typer.echo(f"cannot evaluate: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for benchmark, metrics in report["metrics"].items():
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+        typer.echo(f"{benchmark}: {shown}")
+    typer.echo(f"done: report in {output / 'report.json'}")
+
+
 def _register_plugins() -> None:
     for entry in entry_points(group="unisd.cli"):
         entry.load()(app)
