@@ -25,7 +25,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from unisd_core.analysis.coding import code_factors, numeric_response, require_columns
+from unisd_core.analysis.coding import (
+    code_factors,
+    numeric_response,
+    require_columns,
+    unique_rows,
+)
 from unisd_core.analysis.errors import AnalysisError
 from unisd_core.analysis.runs import OVERALL, overall_scores
 
@@ -245,8 +250,7 @@ def _overall_by_design(
     present = ~np.isnan(y)
     seeds = np.zeros(len(y), dtype=np.int64) if seed_codes is None else seed_codes
     identity = np.column_stack([matrix > 0, seeds]).astype(np.int64)
-    runs, run_of_row = np.unique(identity[present], axis=0, return_inverse=True)
-    run_of_row = run_of_row.ravel()
+    runs, run_of_row = unique_rows(identity[present])
     bench_codes, bench_names = pd.factorize(benchmarks[present])
     n_bench = len(bench_names)
     pairs = run_of_row * n_bench + bench_codes
@@ -503,8 +507,7 @@ def _pure_error_space(
     Without seed blocks the residual is the deviation from the cell mean (``cells`` holds each
     row's configuration); with them we keep an orthonormal basis of the saturated model.
     """
-    _, cells = np.unique(x > 0, axis=0, return_inverse=True)
-    cells = cells.ravel()
+    _, cells = unique_rows(x > 0)
     n_cells = int(cells.max()) + 1
     n = len(x)
     if seed_codes is None or int(seed_codes.max()) == 0:

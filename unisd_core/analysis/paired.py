@@ -23,7 +23,7 @@ import pandas as pd
 from scipy import stats
 from scipy.special import gammaln
 
-from unisd_core.analysis.coding import numeric_response, require_columns
+from unisd_core.analysis.coding import numeric_response, require_columns, unique_rows
 from unisd_core.analysis.errors import AnalysisError
 from unisd_core.analysis.power import minimum_detectable_effect, seeds_needed
 from unisd_core.analysis.runs import seed_matrices
@@ -98,16 +98,17 @@ def paired_tests(
     d = np.asarray(differences, dtype=float)
     if d.ndim != 2:
         raise AnalysisError("differences must be a seeds x comparisons matrix")
-    n, m = d.shape
-    if n < 2:
-        raise AnalysisError(f"a paired test needs at least two seeds, got {n}")
+    if d.shape[0] < 2:
+        raise AnalysisError(f"a paired test needs at least two seeds, got {d.shape[0]}")
     if np.isnan(d).any():
         raise AnalysisError("differences must be complete; drop seeds without both values first")
-    if not 0 < confidence < 1:
-        raise AnalysisError(f"confidence must be between 0 and 1, got {confidence}")
-    if n_boot < 100:
-        raise AnalysisError(f"n_boot must be at least 100 for a usable interval, got {n_boot}")
+    _check_settings(confidence, n_boot)
+    return pd.DataFrame(_paired_arrays(d, confidence, n_boot, seed), columns=PAIRED_COLUMNS)
 
+
+def _paired_arrays(d: np.ndarray, confidence: float, n_boot: int, seed: int) -> np.ndarray:
+    """The statistics of :data:`PAIRED_COLUMNS` as an m x 11 array (inputs already checked)."""
+    n, m = d.shape
     mean = d.mean(axis=0)
     sd = d.std(axis=0, ddof=1)
     se = sd / np.sqrt(n)
@@ -116,12 +117,7 @@ def paired_tests(
     t_pvalue = 2 * stats.t.sf(np.abs(t_stat), n - 1)
     t_crit = stats.t.ppf(0.5 + confidence / 2, n - 1)
 
-    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
-        # All-zero columns make scipy warn (no non-zero differences to rank); it still answers
-        # p = 1, which is the right verdict for "no difference on any seed".
-        warnings.simplefilter("ignore", RuntimeWarning)
-        warnings.simplefilter("ignore", UserWarning)
-        wilcoxon = stats.wilcoxon(d, axis=0)
+    wilcoxon_stat, wilcoxon_pvalue = _wilcoxon(d)
 
     # One resampling-weight matrix serves every column: the family costs one matrix product.
     weights, probabilities = _bootstrap_resamples(n, n_boot, seed)
@@ -129,22 +125,71 @@ def paired_tests(
     tail = (1 - confidence) / 2
     low, high = _weighted_quantiles(boot_means, probabilities, (tail, 1 - tail))
 
-    return pd.DataFrame(
-        {
-            "n": np.full(m, n),
-            "mean_diff": mean,
-            "sd_diff": sd,
-            "t_stat": t_stat,
-            "t_pvalue": t_pvalue,
-            "t_ci_low": mean - t_crit * se,
-            "t_ci_high": mean + t_crit * se,
-            "wilcoxon_stat": np.atleast_1d(wilcoxon.statistic).astype(float),
-            "wilcoxon_pvalue": np.atleast_1d(wilcoxon.pvalue).astype(float),
-            "ci_low": low,
-            "ci_high": high,
-        },
-        columns=PAIRED_COLUMNS,
+    return np.column_stack(
+        [
+            np.full(m, n),
+            mean,
+            sd,
+            t_stat,
+            t_pvalue,
+            mean - t_crit * se,
+            mean + t_crit * se,
+            wilcoxon_stat,
+            wilcoxon_pvalue,
+            low,
+            high,
+        ]
     )
+
+
+def _wilcoxon(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sided Wilcoxon signed-rank statistic and p-value per column, as scipy computes them.
+
+    Columns without zeros or tied magnitudes (the usual case) use the exact null distribution,
+    vectorised; the others go through ``scipy.stats.wilcoxon`` one by one. Calling scipy column
+    by column matters: on a matrix it picks one method for all columns from ties anywhere.
+    """
+    n, m = d.shape
+    magnitude = np.abs(d)
+    ordered = np.sort(magnitude, axis=0)
+    clean = ~((d == 0).any(axis=0) | (np.diff(ordered, axis=0) == 0).any(axis=0))
+    statistic = np.full(m, np.nan)
+    pvalue = np.full(m, np.nan)
+    if clean.any() and n <= 50:
+        block = d[:, clean]
+        ranks = np.argsort(np.argsort(np.abs(block), axis=0), axis=0) + 1
+        r_plus = (ranks * (block > 0)).sum(axis=0)
+        r_minus = n * (n + 1) // 2 - r_plus
+        cdf = _signed_rank_cdf(n)
+        below = cdf[r_plus]
+        above = 1.0 - np.where(r_plus > 0, cdf[np.maximum(r_plus - 1, 0)], 0.0)
+        statistic[clean] = np.minimum(r_plus, r_minus)
+        pvalue[clean] = np.clip(2 * np.minimum(below, above), 0.0, 1.0)
+    else:
+        clean[:] = False
+    for j in np.flatnonzero(~clean):
+        with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+            # All-zero columns make scipy warn (no non-zero differences to rank); it still
+            # answers p = 1, the right verdict for "no difference on any seed".
+            warnings.simplefilter("ignore", RuntimeWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            result = stats.wilcoxon(d[:, j])
+        statistic[j] = float(result.statistic)
+        pvalue[j] = float(result.pvalue)
+    return statistic, pvalue
+
+
+@functools.lru_cache(maxsize=64)
+def _signed_rank_cdf(n: int) -> np.ndarray:
+    """P(W+ <= k) for k = 0 .. n(n+1)/2 under the null (each sign equally likely)."""
+    counts = np.zeros(n * (n + 1) // 2 + 1)
+    counts[0] = 1.0
+    for rank in range(1, n + 1):
+        # Either rank ``rank`` is positive (adds it to W+) or not: subset-sum counting.
+        counts[rank:] = counts[rank:] + counts[:-rank].copy()
+    cdf = np.cumsum(counts) / 2.0**n
+    cdf.setflags(write=False)
+    return cdf
 
 
 @functools.lru_cache(maxsize=16)
@@ -261,7 +306,12 @@ def paired_comparisons(
     whole family.
     """
     require_columns(table, [response], what="response")
-    pieces = []
+    _check_settings(confidence, n_boot)
+    benchmarks: list[str] = []
+    configs: list[object] = []
+    blocks: list[np.ndarray] = []
+    holm_t: list[np.ndarray] = []
+    holm_w: list[np.ndarray] = []
     for name, wide in seed_matrices(
         table, response=response, by=by, seed=seed, benchmark=benchmark, overall=overall
     ):
@@ -277,18 +327,37 @@ def paired_comparisons(
         missing = [c for c in labels if c not in wide.columns]
         if missing:
             raise AnalysisError(f"configuration(s) not found in column {by!r}: {missing}")
-        piece = _compare_wide(wide, labels, reference, confidence, n_boot, boot_seed)
-        piece.insert(0, "benchmark", name)
-        piece["t_pvalue_holm"] = holm(piece["t_pvalue"].to_numpy())
-        piece["wilcoxon_pvalue_holm"] = holm(piece["wilcoxon_pvalue"].to_numpy())
-        pieces.append(piece)
-    result = pd.concat(pieces, ignore_index=True)
-    if (result["n"] < 2).all():
+        values = _compare_wide(wide, labels, reference, confidence, n_boot, boot_seed)
+        benchmarks.extend([name] * len(labels))
+        configs.extend(labels)
+        blocks.append(values)
+        # Holm's family: the comparisons within this benchmark.
+        holm_t.append(holm(values[:, PAIRED_COLUMNS.index("t_pvalue")]))
+        holm_w.append(holm(values[:, PAIRED_COLUMNS.index("wilcoxon_pvalue")]))
+    values = np.vstack(blocks)
+    if (values[:, 0] < 2).all():
         raise AnalysisError(
             f"no configuration shares two or more seeds with {reference!r}; paired tests need "
             "each compared configuration run with at least two of the reference's seeds"
         )
+    result = pd.DataFrame(values, columns=PAIRED_COLUMNS)
+    result["n"] = result["n"].astype(int)
+    result.insert(0, "benchmark", benchmarks)
+    result.insert(1, "config", configs)
+    result.insert(2, "reference", [reference] * len(configs))
+    result["note"] = np.where(
+        values[:, 0] < 2, f"fewer than two seeds shared with {reference!r}", ""
+    )
+    result["t_pvalue_holm"] = np.concatenate(holm_t)
+    result["wilcoxon_pvalue_holm"] = np.concatenate(holm_w)
     return result
+
+
+def _check_settings(confidence: float, n_boot: int) -> None:
+    if not 0 < confidence < 1:
+        raise AnalysisError(f"confidence must be between 0 and 1, got {confidence}")
+    if n_boot < 100:
+        raise AnalysisError(f"n_boot must be at least 100 for a usable interval, got {n_boot}")
 
 
 def power_summary(
@@ -355,29 +424,20 @@ def _compare_wide(
     confidence: float,
     n_boot: int,
     boot_seed: int,
-) -> pd.DataFrame:
-    ref = wide[reference].to_numpy(dtype=float)
-    diffs = wide[labels].to_numpy(dtype=float) - ref[:, None]
+) -> np.ndarray:
+    """Rows of :data:`PAIRED_COLUMNS` for each label against the reference column."""
+    position = {label: i for i, label in enumerate(wide.columns)}
+    matrix = wide.to_numpy(dtype=float)
+    diffs = matrix[:, [position[c] for c in labels]] - matrix[:, [position[reference]]]
     values = np.full((len(labels), len(PAIRED_COLUMNS)), np.nan)
-    values[:, 0] = 0
     present = ~np.isnan(diffs)
     # Columns with the same seeds present are tested together in one vectorised call.
-    patterns, which = np.unique(present.T, axis=0, return_inverse=True)
-    which = which.ravel()
+    patterns, which = unique_rows(present.T)
     for p, pattern in enumerate(patterns):
         cols = np.flatnonzero(which == p)
         rows = np.flatnonzero(pattern)
         if len(rows) < 2:
             values[cols, 0] = len(rows)
             continue
-        block = paired_tests(
-            diffs[np.ix_(rows, cols)], confidence=confidence, n_boot=n_boot, seed=boot_seed
-        )
-        values[cols] = block.to_numpy(dtype=float)
-    result = pd.DataFrame(values, columns=PAIRED_COLUMNS)
-    result["n"] = result["n"].astype(int)
-    result.insert(0, "config", labels)
-    result.insert(1, "reference", [reference] * len(labels))
-    short = result["n"].to_numpy() < 2
-    result["note"] = np.where(short, f"fewer than two seeds shared with {reference!r}", "")
-    return result
+        values[cols] = _paired_arrays(diffs[np.ix_(rows, cols)], confidence, n_boot, boot_seed)
+    return values

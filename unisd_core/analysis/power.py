@@ -74,7 +74,9 @@ def seeds_needed(
         raise AnalysisError("an effect of zero cannot be detected with any number of seeds")
     if sd_diff == 0:
         return 2
-    n = _seeds_for_standardized(abs(effect) / sd_diff, alpha, power, max_seeds)
+    # Rounded so that the same question asked through different sds hits the cache.
+    standardized = float(f"{abs(effect) / sd_diff:.12g}")
+    n = _seeds_for_standardized(standardized, alpha, power, max_seeds)
     if n is None:
         raise AnalysisError(
             f"more than {max_seeds} seeds would be needed to detect {effect} with "

@@ -12,7 +12,12 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from unisd_core.analysis.coding import code_factors, numeric_response, require_columns
+from unisd_core.analysis.coding import (
+    code_factors,
+    numeric_response,
+    require_columns,
+    unique_rows,
+)
 from unisd_core.analysis.errors import AnalysisError
 
 OVERALL = "overall"
@@ -34,7 +39,7 @@ def config_labels(
     """
     coded = code_factors(table, factors)
     high = np.column_stack([c.values > 0 for c in coded])
-    uniques, inverse = np.unique(high, axis=0, return_inverse=True)
+    uniques, inverse = unique_rows(high)
     labels: list[str] = []
     switches = [c.is_switch for c in coded]
     for row in uniques:
@@ -49,7 +54,7 @@ def config_labels(
         if all_label is not None and all(switches) and bool(row.all()):
             label = all_label
         labels.append(label)
-    return pd.Series(np.asarray(labels, dtype=object)[inverse.ravel()], index=table.index)
+    return pd.Series(np.asarray(labels, dtype=object)[inverse], index=table.index)
 
 
 def overall_scores(
@@ -128,28 +133,42 @@ def seed_matrices(
     data = data.dropna(subset=[response])
     if data[seed].isna().any():
         raise AnalysisError(f"seed column {seed!r} has missing values; pairing needs every seed")
-    identity = [*([benchmark] if benchmark else []), by, seed]
-    duplicated = data.duplicated(identity)
-    if duplicated.any():
-        row = data.loc[duplicated].iloc[0]
-        where = f" on benchmark {row[benchmark]!r}" if benchmark else ""
-        raise AnalysisError(
-            f"configuration {row[by]!r} has several rows for seed {row[seed]!r}{where}; "
-            "paired statistics need one value per configuration and seed"
-            + ("" if benchmark else " (name the benchmark column)")
-        )
+    # Integer codes and one scatter into a seeds x benchmarks x configurations cube: much
+    # faster than a pandas pivot, and duplicates show up as repeated cells.
+    seed_codes, seed_values = pd.factorize(data[seed], sort=True)
+    config_codes, config_values = pd.factorize(data[by])
     if benchmark is None:
-        return [(OVERALL, data.pivot(index=seed, columns=by, values=response))]
-    wide = data.pivot(index=seed, columns=[benchmark, by], values=response)
-    benchmarks = sorted(pd.unique(data[benchmark]), key=str)
-    configs = list(pd.unique(data[by]))
-    full = wide.reindex(columns=pd.MultiIndex.from_product([benchmarks, configs]))
-    cube = full.to_numpy(dtype=float).reshape(len(wide.index), len(benchmarks), len(configs))
+        bench_codes = np.zeros(len(data), dtype=np.int64)
+        bench_values: list[object] = [OVERALL]
+    else:
+        bench_codes, bench_index = pd.factorize(data[benchmark])
+        order = sorted(range(len(bench_index)), key=lambda i: str(bench_index[i]))
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        bench_codes = rank[bench_codes]
+        bench_values = [bench_index[i] for i in order]
+    shape = (len(seed_values), len(bench_values), len(config_values))
+    cells = np.ravel_multi_index((seed_codes, bench_codes, config_codes), shape)
+    counts = np.bincount(cells, minlength=int(np.prod(shape)))
+    if (counts > 1).any():
+        s_i, b_i, c_i = np.unravel_index(int(np.argmax(counts > 1)), shape)
+        where = f" on benchmark {bench_values[b_i]!r}" if benchmark else ""
+        raise AnalysisError(
+            f"configuration {config_values[c_i]!r} has several rows for seed "
+            f"{seed_values[s_i]!r}{where}; paired statistics need one value per configuration "
+            "and seed" + ("" if benchmark else " (name the benchmark column)")
+        )
+    cube = np.full(int(np.prod(shape)), np.nan)
+    cube[cells] = data[response].to_numpy(dtype=float)
+    cube = cube.reshape(shape)
+    index = pd.Index(seed_values, name=seed)
+    columns = pd.Index(config_values, name=by)
     result = [
-        (str(name), pd.DataFrame(cube[:, i, :], index=wide.index, columns=configs))
-        for i, name in enumerate(benchmarks)
+        (str(name), pd.DataFrame(cube[:, i, :], index=index, columns=columns))
+        for i, name in enumerate(bench_values)
     ]
-    if overall and len(benchmarks) > 1:
+    if benchmark is not None and overall and len(bench_values) > 1:
         # A NaN on any benchmark makes the mean NaN: incomplete runs leave the overall score.
-        result.append((OVERALL, pd.DataFrame(cube.mean(axis=1), index=wide.index, columns=configs)))
+        overall_matrix = pd.DataFrame(cube.mean(axis=1), index=index, columns=columns)
+        result.append((OVERALL, overall_matrix))
     return result

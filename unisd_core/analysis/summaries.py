@@ -149,32 +149,47 @@ def retention_frontier(
     where lower means less drift, hence ``lower_retention_is_better``.
     """
     require_columns(table, [by, *([benchmark] if benchmark else [])], what="frontier")
-    data = table[[by, *([benchmark] if benchmark else [])]].copy()
-    data[accuracy] = numeric_response(table, accuracy)
-    data[retention] = numeric_response(table, retention)
-    keys = [*([benchmark] if benchmark else []), by]
-    summary = (
-        data.groupby(keys, sort=False)
-        .agg(
-            **{
-                accuracy: (accuracy, "mean"),
-                retention: (retention, "mean"),
-                "n": (accuracy, "size"),
-            }
-        )
-        .reset_index()
+    acc = numeric_response(table, accuracy)
+    ret = numeric_response(table, retention)
+    config_codes, config_values = pd.factorize(table[by])
+    if benchmark is not None:
+        bench_codes, bench_values = pd.factorize(table[benchmark])
+    else:
+        bench_codes, bench_values = np.zeros(len(table), dtype=np.int64), pd.Index([None])
+    group = bench_codes * len(config_values) + config_codes
+    # Groups in first-seen order, means ignoring missing values (a run may lack retention).
+    keys, first, inverse = np.unique(group, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    slot = rank[inverse.ravel()]
+    size = len(keys)
+    summary = pd.DataFrame(
+        {
+            **({benchmark: bench_values[keys[order] // len(config_values)]} if benchmark else {}),
+            by: config_values[keys[order] % len(config_values)],
+            accuracy: _nan_group_mean(acc, slot, size),
+            retention: _nan_group_mean(ret, slot, size),
+            "n": np.bincount(slot, minlength=size),
+        }
     )
     maximize = [True, not lower_retention_is_better]
-    mask = np.zeros(len(summary), dtype=bool)
-    parts = (
-        summary.groupby(benchmark, sort=False).indices
-        if benchmark
-        else {None: np.arange(len(summary))}
-    )
-    for rows in parts.values():
-        mask[rows] = pareto_optimal(summary.iloc[rows][[accuracy, retention]].to_numpy(), maximize)
+    mask = np.zeros(size, dtype=bool)
+    points = summary[[accuracy, retention]].to_numpy(dtype=float)
+    groups = keys[order] // len(config_values)
+    for b in np.unique(groups):
+        rows = np.flatnonzero(groups == b)
+        mask[rows] = pareto_optimal(points[rows], maximize)
     summary["pareto"] = mask
     return summary
+
+
+def _nan_group_mean(values: np.ndarray, slot: np.ndarray, size: int) -> np.ndarray:
+    present = ~np.isnan(values)
+    sums = np.bincount(slot[present], weights=values[present], minlength=size)
+    counts = np.bincount(slot[present], minlength=size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts
 
 
 def curves_mean_ci(

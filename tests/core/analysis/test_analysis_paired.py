@@ -24,7 +24,7 @@ from unisd_core.analysis import (
 )
 
 
-@pytest.mark.parametrize("n", [5, 8, 12])
+@pytest.mark.parametrize("n", [5, 8, 12, 30, 50])
 def test_paired_t_and_wilcoxon_agree_with_scipy(n: int) -> None:
     rng = np.random.default_rng(n)
     a = rng.normal(70, 2, size=n)
@@ -40,6 +40,27 @@ def test_paired_t_and_wilcoxon_agree_with_scipy(n: int) -> None:
     assert (result.t_ci_low, result.t_ci_high) == pytest.approx((low, high))
     assert result.wilcoxon_stat == pytest.approx(w.statistic)
     assert result.wilcoxon_pvalue == pytest.approx(w.pvalue)
+
+
+@pytest.mark.parametrize(
+    "d",
+    [
+        [0.5, -0.25, 1.0, 0.5, 2.0, 1.5],  # tied magnitudes
+        [0.0, 0.3, 1.2, -0.4, 0.9, 2.2, 1.1],  # a zero difference
+        [0.0, 0.0, 0.0, 0.0],  # no difference at all
+        [0.01 * k for k in range(1, 40)],  # larger n, all positive
+        [-1.0, 2.0],  # the smallest sample
+    ],
+)
+def test_wilcoxon_matches_scipy_with_ties_and_zeros(d: list[float]) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = stats.wilcoxon(d)
+    result = paired_test(np.array(d), np.zeros(len(d)))
+    assert result.wilcoxon_stat == pytest.approx(expected.statistic)
+    assert result.wilcoxon_pvalue == pytest.approx(expected.pvalue)
 
 
 def test_vectorised_family_matches_one_at_a_time() -> None:
