@@ -8,6 +8,7 @@ so this module never imports them (the core must not depend on the service layer
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -54,8 +55,14 @@ def train(
         list[str] | None, typer.Option("--set", help="Override: dotted.path=value (repeatable).")
     ] = None,
     output: Annotated[Path, typer.Option(help="Output directory.")] = Path("outputs/run"),
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the newest checkpoint in OUTPUT.")
+    ] = False,
 ) -> None:
-    """Train locally; writes OUTPUT/config.yaml, OUTPUT/metrics.jsonl and OUTPUT/summary.json."""
+    """Train locally; writes OUTPUT/config.yaml, metrics.jsonl, checkpoints/ and summary.json.
+
+    Ctrl-C stops at the next step boundary and writes a checkpoint (press it twice to abort).
+    """
     raw = load_config_file(config) if config is not None else {}
     try:
         cfg = build_config(raw, preset=preset, overrides=set_ or [])
@@ -66,28 +73,60 @@ def train(
         typer.echo(f"invalid --set: {exc}", err=True)
         raise typer.Exit(2) from None
 
+    import signal
+
+    from tqdm import tqdm
+
     from unisd_core.callbacks import JsonlSink
     from unisd_core.trainer import train as run_training
 
     output.mkdir(parents=True, exist_ok=True)
     (output / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
     metrics_path = output / "metrics.jsonl"
-    metrics_path.unlink(missing_ok=True)
+    if not resume:
+        metrics_path.unlink(missing_ok=True)
     sink = JsonlSink(metrics_path)
-    with typer.progressbar(length=cfg.train.max_steps, label="training") as bar:
+    interrupted = {"requested": False}
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        if interrupted["requested"]:
+            raise KeyboardInterrupt
+        interrupted["requested"] = True
+        typer.echo("\nstopping after this step (Ctrl-C again to abort)", err=True)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    bar = tqdm(total=cfg.train.max_steps, desc="training", unit="step", file=sys.stderr)
+    try:
 
         def progress_sink(step: int, metrics: Mapping[str, float]) -> None:
             sink(step, metrics)
-            bar.update(1)
+            bar.n = step
+            bar.set_postfix(loss=f"{metrics.get('loss/total', float('nan')):.4f}", refresh=False)
+            bar.refresh()
 
-        result = run_training(cfg, progress_sink)
+        result = run_training(
+            cfg,
+            progress_sink,
+            lambda: interrupted["requested"],
+            resume_from=output if resume else None,
+            output_dir=output,
+        )
+    except (OSError, ValueError, RuntimeError, NotImplementedError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        bar.close()
+        signal.signal(signal.SIGINT, previous)
     summary = {
         "steps_completed": result.steps_completed,
         "stopped_early": result.stopped_early,
         "config_hash": cfg.config_hash(),
+        "checkpoint": str(result.checkpoint) if result.checkpoint else None,
+        **result.info,
     }
     (output / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    typer.echo(f"done: {result.steps_completed} steps; metrics in {metrics_path}")
+    state = "stopped" if result.stopped_early else "done"
+    typer.echo(f"{state}: {result.steps_completed} steps; metrics in {metrics_path}")
 
 
 @app.command()

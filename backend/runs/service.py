@@ -7,13 +7,24 @@ from sqlalchemy.orm import Session
 
 from backend.db import repositories
 from backend.db.base import utcnow
-from backend.db.models import FINISHED_STATUSES, Run
+from backend.db.models import COMPONENT_FLAGS, FINISHED_STATUSES, Run
 from backend.errors import Conflict, NotFound
 from unisd_core.config import RunConfig
 
 
-def create_run(session: Session, config: RunConfig, *, queue: str) -> Run:
-    run = Run(
+def component_flags(config: RunConfig) -> dict[str, bool]:
+    """The five component switches of a config (False for blocks a config does not have)."""
+    return {
+        name: bool(getattr(getattr(config, name, None), "enabled", False))
+        for name in COMPONENT_FLAGS
+    }
+
+
+def run_from_config(config: RunConfig, *, queue: str) -> Run:
+    """A new queued run row for `config` (not added to a session)."""
+    train = config.train
+    resources = getattr(config, "resources", None)
+    return Run(
         name=config.name,
         status="queued",
         config=config.model_dump(mode="json"),
@@ -21,10 +32,16 @@ def create_run(session: Session, config: RunConfig, *, queue: str) -> Run:
         preset=config.preset,
         base_model=config.model.name_or_path,
         dataset=config.data.benchmark,
-        seed=config.train.seed,
+        seed=train.seed,
         queue=queue,
-        total_steps=config.train.max_steps,
+        total_steps=getattr(train, "max_steps", None) or 0,
+        gpus=int(getattr(resources, "gpus", 1) or 1),
+        **component_flags(config),
     )
+
+
+def create_run(session: Session, config: RunConfig, *, queue: str) -> Run:
+    run = run_from_config(config, queue=queue)
     session.add(run)
     session.flush()
     return run

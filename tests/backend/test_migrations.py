@@ -12,6 +12,21 @@ from backend.db.base import Base
 from backend.db.migrate import alembic_config, downgrade, upgrade
 from backend.db.session import make_engine
 
+EXPECTED_TABLES = {
+    "user",
+    "api_token",
+    "experiment",
+    "experiment_member",
+    "run",
+    "run_tag",
+    "sweep",
+    "metric_point",
+    "metric_latest",
+    "evaluation",
+    "artifact",
+    "run_event",
+}
+
 
 def tables(url: str) -> set[str]:
     engine = make_engine(url)
@@ -33,12 +48,12 @@ def assert_models_match(url: str) -> None:
 
 def round_trip(url: str) -> None:
     upgrade(url)
-    assert {"run", "metric_point"} <= tables(url)
+    assert tables(url) >= EXPECTED_TABLES
     assert_models_match(url)
     downgrade(url, "base")
     assert tables(url) == set()
     upgrade(url)
-    assert {"run", "metric_point"} <= tables(url)
+    assert tables(url) >= EXPECTED_TABLES
 
 
 def test_single_head() -> None:
@@ -53,3 +68,31 @@ def test_round_trip_sqlite(tmp_path) -> None:
 @pytest.mark.postgres
 def test_round_trip_postgresql(pg_database: str) -> None:
     round_trip(pg_database)
+
+
+def test_existing_runs_survive_the_accounts_migration(tmp_path) -> None:
+    """0001 -> head keeps rows (component flags default to false); head -> 0001 keeps them too."""
+    from sqlalchemy import text
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    upgrade(url, "0001")
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO run (status, config, config_hash, base_model, dataset, seed, "
+                    "queue, attempt, cancel_requested, step, total_steps, progress, created_at) "
+                    "VALUES ('queued', '{}', 'h', 'm', 'd', 1, 'cpu', 0, 0, 0, 1, 0, "
+                    "'2026-11-27 00:00:00')"
+                )
+            )
+        upgrade(url)
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT agreement, clipping, gpus, deleted_at FROM run")).one()
+        assert tuple(row) == (0, 0, 1, None)
+        downgrade(url, "0001")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM run")).scalar() == 1
+    finally:
+        engine.dispose()

@@ -1,4 +1,4 @@
-"""Metric points: one value per (run, key, step). Replays of the same point are harmless."""
+"""Metric points: one value per (run, key, step), and each key's latest value for fast tables."""
 
 from __future__ import annotations
 
@@ -18,3 +18,18 @@ class MetricPoint(Base):
     step: Mapped[int] = mapped_column(Integer)
     value: Mapped[float] = mapped_column(Float)
     wall_time: Mapped[float] = mapped_column(Float)
+
+
+class MetricLatest(Base):
+    """(run, key) -> the point with the highest step, plus the extremes seen so far."""
+
+    __tablename__ = "metric_latest"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer)
+    value: Mapped[float] = mapped_column(Float)
+    wall_time: Mapped[float] = mapped_column(Float)
+    min_value: Mapped[float] = mapped_column(Float)
+    max_value: Mapped[float] = mapped_column(Float)
+    count: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,23 @@
+"""Queries shared by the API and the workers (no FastAPI, no Celery here)."""
+
+from backend.db.repositories.metrics import (
+    insert_metric_points,
+    latest_metrics,
+    metric_keys,
+    metric_series,
+    metric_series_many,
+    upsert_metric_latest,
+)
+from backend.db.repositories.results import add_artifact, add_evaluation, append_run_event
+
+__all__ = [
+    "add_artifact",
+    "add_evaluation",
+    "append_run_event",
+    "insert_metric_points",
+    "latest_metrics",
+    "metric_keys",
+    "metric_series",
+    "metric_series_many",
+    "upsert_metric_latest",
+]

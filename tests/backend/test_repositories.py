@@ -1,0 +1,68 @@
+"""Repository functions the workers call, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from backend.db.models import Artifact, Evaluation, MetricLatest, MetricPoint, RunEvent
+from backend.db.repositories import (
+    add_artifact,
+    add_evaluation,
+    append_run_event,
+    insert_metric_points,
+    latest_metrics,
+)
+from backend.db.session import session_scope
+from tests.backend.factories import make_run
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    name = "sqlite_url" if request.param == "sqlite" else "pg_database_migrated"
+    return str(request.getfixturevalue(name))
+
+
+def points(run_id: int, key: str, values: dict[int, float]) -> list[dict[str, object]]:
+    return [
+        {"run_id": run_id, "key": key, "step": s, "value": v, "wall_time": float(s)}
+        for s, v in values.items()
+    ]
+
+
+def test_metric_latest_follows_the_highest_step_and_extremes(db_url: str) -> None:
+    with session_scope(db_url) as session:
+        run_id = make_run(session).id
+    with session_scope(db_url) as session:
+        assert insert_metric_points(session, points(run_id, "loss/total", {1: 3.0, 3: 1.0})) == 2
+    with session_scope(db_url) as session:
+        # an older step arrives late; a replay of step 3 with another value changes nothing
+        new = insert_metric_points(session, points(run_id, "loss/total", {2: 5.0, 3: 9.0}))
+        assert new == 1
+    with session_scope(db_url) as session:
+        latest = latest_metrics(session, [run_id])[run_id]["loss/total"]
+        assert (latest.step, latest.value) == (3, 1.0)
+        assert (latest.min_value, latest.max_value, latest.count) == (1.0, 5.0, 3)
+        assert session.scalar(select(func.count()).select_from(MetricPoint)) == 3
+        assert session.scalar(select(func.count()).select_from(MetricLatest)) == 1
+
+
+def test_events_artifacts_evaluations_are_recorded_idempotently(db_url: str) -> None:
+    with session_scope(db_url) as session:
+        run_id = make_run(session).id
+        append_run_event(session, run_id, "info", "started")
+        append_run_event(session, run_id, "error", "x" * 50_000)
+        add_artifact(session, run_id, "checkpoint", "ckpt/step-3", "file:///a", 10, "ab" * 32)
+        again = add_artifact(session, run_id, "checkpoint", "ckpt/step-3", "file:///b", 20)
+        assert (again.uri, again.size) == ("file:///b", 20)
+        add_evaluation(session, run_id, "scienceqa", "accuracy", 0.5, n=10)
+        ev = add_evaluation(session, run_id, "scienceqa", "accuracy", 0.75, n=12)
+        assert (ev.value, ev.n) == (0.75, 12)
+    with session_scope(db_url) as session:
+        assert session.scalar(select(func.count()).select_from(Artifact)) == 1
+        assert session.scalar(select(func.count()).select_from(Evaluation)) == 1
+        events = session.scalars(select(RunEvent).order_by(RunEvent.id)).all()
+        assert [e.level for e in events] == ["info", "error"]
+        assert len(events[1].message) == 20_000
+    with session_scope(db_url) as session, pytest.raises(ValueError, match="level"):
+        append_run_event(session, run_id, "loud", "no")
