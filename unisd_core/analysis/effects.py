@@ -31,6 +31,7 @@ from unisd_core.analysis.coding import (
     require_columns,
     unique_rows,
 )
+from unisd_core.analysis.distributions import t_quantile
 from unisd_core.analysis.errors import AnalysisError
 from unisd_core.analysis.runs import OVERALL, overall_scores
 
@@ -184,8 +185,17 @@ def effects_by_benchmark(
     matrix = np.column_stack([c.values for c in coded])
     y_all = numeric_response(table, response)
     seeds_all = _seed_codes(table, seed)
-    cache: dict[bytes, _Structure] = {}
-    pieces: list[pd.DataFrame] = []
+    structures: dict[bytes, _Structure] = {}
+
+    def structure_for(x: np.ndarray, seeds: np.ndarray | None) -> _Structure:
+        # Benchmarks of one sweep share their layout; in canonical row order their design
+        # matrices are byte-identical and the design work is done once.
+        key = x.tobytes() + (b"" if seeds is None else seeds.astype(np.int64).tobytes())
+        if key not in structures:
+            structures[key] = _structure(x, names, seeds, interactions)
+        return structures[key]
+
+    pieces: list[tuple[str, dict[str, Any], int, list[str]]] = []
     for name, positions in sorted(table.groupby(benchmark, sort=True).indices.items()):
         present = positions[~np.isnan(y_all[positions])]
         n_dropped = len(positions) - len(present)
@@ -193,25 +203,20 @@ def effects_by_benchmark(
             raise AnalysisError(
                 f"benchmark {name!r} has fewer than two values of {response!r}; nothing to compare"
             )
-        x = matrix[present]
-        _check_both_levels(x, names, levels, f"on benchmark {name!r}")
-        seeds = None if seeds_all is None else np.unique(seeds_all[present], return_inverse=True)[1]
-        key = x.tobytes() + (b"" if seeds is None else seeds.astype(np.int64).tobytes())
-        if key not in cache:
-            cache[key] = _structure(x, names, seeds, interactions)
-        notes = []
+        _check_both_levels(matrix[present], names, levels, f"on benchmark {name!r}")
+        x, seeds, y = _canonical(matrix[present], _local(seeds_all, present), y_all[present])
+        columns, _, notes = _estimate_columns(structure_for(x, seeds), y, confidence)
         if n_dropped:
             notes.append(f"{n_dropped} run(s) without a value of {response!r} were left out.")
-        result = _estimate(cache[key], y_all[present], confidence, levels, n_dropped, notes)
-        pieces.append(_labelled(result, str(name)))
+        pieces.append((str(name), columns, len(y), notes))
     if overall and len(pieces) > 1:
         if run is None:
             x, seeds, y, incomplete = _overall_by_design(
                 matrix, seeds_all, y_all, table[benchmark].to_numpy()
             )
-            result = _estimate(
-                _structure(x, names, seeds, interactions), y, confidence, levels, 0, []
-            )
+            x, seeds, y = _canonical(x, seeds, y)
+            columns, _, notes = _estimate_columns(structure_for(x, seeds), y, confidence)
+            n_overall = len(y)
         else:
             # The factors and seed are constant within a run; keeping them as keys carries them
             # into the per-run frame.
@@ -228,12 +233,44 @@ def effects_by_benchmark(
                 confidence=confidence,
                 interactions=interactions,
             )
+            columns = result.table.to_dict("list")
+            notes, n_overall = result.notes, result.n_runs
         if incomplete:
-            result.notes.append(
+            notes.append(
                 f"{incomplete} run(s) missing a benchmark were left out of the overall score."
             )
-        pieces.append(_labelled(result, OVERALL))
-    return pd.concat(pieces, ignore_index=True)
+        pieces.append((OVERALL, columns, n_overall, notes))
+    return _stack(pieces)
+
+
+def _stack(pieces: list[tuple[str, dict[str, Any], int, list[str]]]) -> pd.DataFrame:
+    """One frame from per-benchmark column dicts (one DataFrame build instead of one each)."""
+    sizes = [len(columns["term"]) for _, columns, _, _ in pieces]
+    data: dict[str, Any] = {"benchmark": np.repeat([name for name, *_ in pieces], sizes)}
+    for column in DETAIL_COLUMNS:
+        data[column] = np.concatenate([np.asarray(c[column]) for _, c, _, _ in pieces])
+    data["n"] = np.repeat([n for _, _, n, _ in pieces], sizes)
+    data["note"] = np.repeat([" ".join(notes) for *_, notes in pieces], sizes)
+    frame = pd.DataFrame(data)
+    frame["df"] = frame["df"].astype(int)
+    frame["estimable"] = frame["estimable"].astype(bool)
+    return frame
+
+
+def _local(seed_codes: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    """Seed codes of a subset, renumbered 0..s-1 (a benchmark may lack some seeds)."""
+    if seed_codes is None:
+        return None
+    return np.unique(seed_codes[rows], return_inverse=True)[1].ravel()
+
+
+def _canonical(
+    x: np.ndarray, seeds: np.ndarray | None, y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Rows sorted by configuration, then seed: the estimates do not depend on row order."""
+    _, cells = unique_rows(x > 0)
+    order = np.lexsort((cells,) if seeds is None else (seeds, cells))
+    return x[order], None if seeds is None else seeds[order], y[order]
 
 
 def _overall_by_design(
@@ -268,14 +305,6 @@ def _overall_by_design(
     if seed_codes is not None:
         run_seeds = np.unique(runs[complete, k], return_inverse=True)[1].ravel()
     return x, run_seeds, sums[complete] / n_bench, int((~complete).sum())
-
-
-def _labelled(result: EffectsResult, benchmark: str) -> pd.DataFrame:
-    frame = result.table.copy()
-    frame.insert(0, "benchmark", benchmark)
-    frame["n"] = result.n_runs
-    frame["note"] = result.note
-    return frame
 
 
 # ----------------------------------------------------------------------------- fitting
@@ -406,58 +435,63 @@ def _estimate(
     n_dropped: int,
     notes: list[str],
 ) -> EffectsResult:
-    beta = structure.solver @ y
-    df = structure.residual_df
-    sigma = _pure_error_sigma(structure, y)
-    is_kept = structure.is_kept
-    estimate = np.where(is_kept, 2.0 * beta[structure.rows], np.nan)
-    if df:
-        t_crit = float(stats.t.ppf(0.5 + confidence / 2, df))
-        se = np.where(is_kept, 2.0 * sigma * np.sqrt(structure.xtx_diag[structure.rows]), np.nan)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            p_value = np.where(se > 0, 2 * stats.t.sf(np.abs(estimate) / se, df), np.nan)
-        how = "seed-to-seed variation within configurations"
-        if structure.seed_blocks:
-            how += ", with seeds as blocks"
-        fit_notes = [f"Standard errors from {how} ({df} df)."]
-    else:
-        t_crit = np.nan
-        se = np.full(len(is_kept), np.nan)
-        p_value = se.copy()
-        fit_notes = [
-            "Confidence intervals unavailable: no configuration was run more than once, so "
-            "run-to-run noise cannot be estimated; run each configuration with two or more seeds."
-        ]
-    if structure.n_unseparable:
-        n_aliased = sum(bool(a) for a, k in zip(structure.aliased_with, is_kept, strict=True) if k)
-        fit_notes.append(
-            f"{structure.n_unseparable} interaction(s) cannot be separated from other terms; "
-            f"{n_aliased} estimate(s) include aliased terms (see aliased_with)."
-        )
-    table = pd.DataFrame(
-        {
-            "term": structure.names,
-            "estimate": estimate,
-            "ci_low": estimate - t_crit * se,
-            "ci_high": estimate + t_crit * se,
-            "aliased_with": structure.aliased_with,
-            "std_error": se,
-            "p_value": p_value,
-            "df": df,
-            "estimable": is_kept,
-        },
-        columns=DETAIL_COLUMNS,
-    )
+    columns, sigma, fit_notes = _estimate_columns(structure, y, confidence)
     return EffectsResult(
-        table=table,
+        table=pd.DataFrame(columns, columns=DETAIL_COLUMNS),
         confidence=confidence,
-        residual_df=df,
+        residual_df=structure.residual_df,
         sigma=sigma,
         n_runs=len(y),
         n_dropped=n_dropped,
         levels=levels,
         notes=[*fit_notes, *notes],
     )
+
+
+def _estimate_columns(
+    structure: _Structure, y: np.ndarray, confidence: float
+) -> tuple[dict[str, Any], float, list[str]]:
+    """The detail columns as arrays, sigma, and the notes that explain the intervals."""
+    beta = structure.solver @ y
+    df = structure.residual_df
+    sigma = _pure_error_sigma(structure, y)
+    is_kept = structure.is_kept
+    estimate = np.where(is_kept, 2.0 * beta[structure.rows], np.nan)
+    if df:
+        t_crit = float(t_quantile(0.5 + confidence / 2, df))
+        se = np.where(is_kept, 2.0 * sigma * np.sqrt(structure.xtx_diag[structure.rows]), np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p_value = np.where(se > 0, 2 * stats.t.sf(np.abs(estimate) / se, df), np.nan)
+        how = "seed-to-seed variation within configurations"
+        if structure.seed_blocks:
+            how += ", with seeds as blocks"
+        notes = [f"Standard errors from {how} ({df} df)."]
+    else:
+        t_crit = np.nan
+        se = np.full(len(is_kept), np.nan)
+        p_value = se.copy()
+        notes = [
+            "Confidence intervals unavailable: no configuration was run more than once, so "
+            "run-to-run noise cannot be estimated; run each configuration with two or more seeds."
+        ]
+    if structure.n_unseparable:
+        n_aliased = sum(bool(a) for a, k in zip(structure.aliased_with, is_kept, strict=True) if k)
+        notes.append(
+            f"{structure.n_unseparable} interaction(s) cannot be separated from other terms; "
+            f"{n_aliased} estimate(s) include aliased terms (see aliased_with)."
+        )
+    columns = {
+        "term": structure.names,
+        "estimate": estimate,
+        "ci_low": estimate - t_crit * se,
+        "ci_high": estimate + t_crit * se,
+        "aliased_with": structure.aliased_with,
+        "std_error": se,
+        "p_value": p_value,
+        "df": np.full(len(is_kept), df),
+        "estimable": is_kept,
+    }
+    return columns, sigma, notes
 
 
 def _carriers(column: np.ndarray, kept: list[_Term]) -> list[str]:

@@ -24,9 +24,10 @@ from scipy import stats
 from scipy.special import gammaln
 
 from unisd_core.analysis.coding import numeric_response, require_columns, unique_rows
+from unisd_core.analysis.distributions import t_quantile
 from unisd_core.analysis.errors import AnalysisError
 from unisd_core.analysis.power import minimum_detectable_effect, seeds_needed
-from unisd_core.analysis.runs import seed_matrices
+from unisd_core.analysis.runs import seed_cube
 
 PAIRED_COLUMNS = [
     "n",
@@ -115,7 +116,7 @@ def _paired_arrays(d: np.ndarray, confidence: float, n_boot: int, seed: int) -> 
     with np.errstate(divide="ignore", invalid="ignore"):
         t_stat = mean / se
     t_pvalue = 2 * stats.t.sf(np.abs(t_stat), n - 1)
-    t_crit = stats.t.ppf(0.5 + confidence / 2, n - 1)
+    t_crit = float(t_quantile(0.5 + confidence / 2, n - 1))
 
     wilcoxon_stat, wilcoxon_pvalue = _wilcoxon(d)
 
@@ -307,34 +308,24 @@ def paired_comparisons(
     """
     require_columns(table, [response], what="response")
     _check_settings(confidence, n_boot)
-    benchmarks: list[str] = []
-    configs: list[object] = []
-    blocks: list[np.ndarray] = []
-    holm_t: list[np.ndarray] = []
-    holm_w: list[np.ndarray] = []
-    for name, wide in seed_matrices(
+    cube = seed_cube(
         table, response=response, by=by, seed=seed, benchmark=benchmark, overall=overall
-    ):
-        if reference not in wide.columns:
-            raise AnalysisError(
-                f"reference {reference!r} not found in column {by!r} for benchmark {name!r} "
-                f"(have: {list(wide.columns)})"
-            )
-        if candidates is None:
-            labels = [c for c in wide.columns if c != reference]
-        else:
-            labels = list(candidates)
-        missing = [c for c in labels if c not in wide.columns]
-        if missing:
-            raise AnalysisError(f"configuration(s) not found in column {by!r}: {missing}")
-        values = _compare_wide(wide, labels, reference, confidence, n_boot, boot_seed)
-        benchmarks.extend([name] * len(labels))
-        configs.extend(labels)
-        blocks.append(values)
-        # Holm's family: the comparisons within this benchmark.
-        holm_t.append(holm(values[:, PAIRED_COLUMNS.index("t_pvalue")]))
-        holm_w.append(holm(values[:, PAIRED_COLUMNS.index("wilcoxon_pvalue")]))
-    values = np.vstack(blocks)
+    )
+    if reference not in cube.configs:
+        raise AnalysisError(
+            f"reference {reference!r} not found in column {by!r} (have: {cube.configs})"
+        )
+    labels = [c for c in cube.configs if c != reference] if candidates is None else list(candidates)
+    missing = [c for c in labels if c not in cube.configs]
+    if missing:
+        raise AnalysisError(f"configuration(s) not found in column {by!r}: {missing}")
+    position = {c: i for i, c in enumerate(cube.configs)}
+    # Seeds x (benchmark, configuration) differences: the whole family in one matrix.
+    diffs = (
+        cube.values[:, :, [position[c] for c in labels]] - cube.values[:, :, [position[reference]]]
+    )
+    n_bench, n_labels = diffs.shape[1], diffs.shape[2]
+    values = _paired_columns(diffs.reshape(len(cube.seeds), -1), confidence, n_boot, boot_seed)
     if (values[:, 0] < 2).all():
         raise AnalysisError(
             f"no configuration shares two or more seeds with {reference!r}; paired tests need "
@@ -342,14 +333,16 @@ def paired_comparisons(
         )
     result = pd.DataFrame(values, columns=PAIRED_COLUMNS)
     result["n"] = result["n"].astype(int)
-    result.insert(0, "benchmark", benchmarks)
-    result.insert(1, "config", configs)
-    result.insert(2, "reference", [reference] * len(configs))
+    result.insert(0, "benchmark", np.repeat(cube.benchmarks, n_labels))
+    result.insert(1, "config", np.tile(np.asarray(labels, dtype=object), n_bench))
+    result.insert(2, "reference", [reference] * len(result))
     result["note"] = np.where(
         values[:, 0] < 2, f"fewer than two seeds shared with {reference!r}", ""
     )
-    result["t_pvalue_holm"] = np.concatenate(holm_t)
-    result["wilcoxon_pvalue_holm"] = np.concatenate(holm_w)
+    # Holm's family: the comparisons within one benchmark.
+    for column in ("t_pvalue", "wilcoxon_pvalue"):
+        p_values = values[:, PAIRED_COLUMNS.index(column)].reshape(n_bench, n_labels)
+        result[f"{column}_holm"] = np.concatenate([holm(row) for row in p_values])
     return result
 
 
@@ -368,26 +361,20 @@ def power_summary(
     The pooled sd is the root mean of the per-comparison variances; ``mde`` is the smallest true
     difference a paired t-test at ``alpha`` detects with probability ``power`` at the seeds used.
     """
+    require_columns(comparisons, ["benchmark", "n", "sd_diff"], what="comparison")
+    codes, names = pd.factorize(comparisons["benchmark"])
+    n_all = comparisons["n"].to_numpy(dtype=float)
+    sd_all = comparisons["sd_diff"].to_numpy(dtype=float)
     rows = []
-    for name, group in comparisons.groupby("benchmark", sort=False):
-        usable = group[(group["n"] >= 2) & group["sd_diff"].notna()]
-        if usable.empty:
+    for code, name in enumerate(names):
+        usable = (codes == code) & (n_all >= 2) & ~np.isnan(sd_all)
+        if not usable.any():
             continue
-        n = int(usable["n"].median())
-        sd = float(np.sqrt((usable["sd_diff"] ** 2).mean()))
+        n = int(np.median(n_all[usable]))
+        sd = float(np.sqrt(np.mean(sd_all[usable] ** 2)))
         mde = minimum_detectable_effect(sd, n, alpha=alpha, power=power)
         half = seeds_needed(mde / 2, sd, alpha=alpha, power=power) if mde > 0 else n
-        rows.append(
-            {
-                "benchmark": name,
-                "n_seeds": n,
-                "sd_diff": sd,
-                "mde": mde,
-                "seeds_for_half_mde": half,
-                "alpha": alpha,
-                "power": power,
-            }
-        )
+        rows.append((name, n, sd, mde, half, alpha, power))
     return pd.DataFrame(
         rows,
         columns=["benchmark", "n_seeds", "sd_diff", "mde", "seeds_for_half_mde", "alpha", "power"],
@@ -417,19 +404,11 @@ def _seeds_of(wide: pd.DataFrame, label: object) -> list[object]:
     return [s for s, v in wide[label].items() if not pd.isna(v)]
 
 
-def _compare_wide(
-    wide: pd.DataFrame,
-    labels: list[object],
-    reference: object,
-    confidence: float,
-    n_boot: int,
-    boot_seed: int,
+def _paired_columns(
+    diffs: np.ndarray, confidence: float, n_boot: int, boot_seed: int
 ) -> np.ndarray:
-    """Rows of :data:`PAIRED_COLUMNS` for each label against the reference column."""
-    position = {label: i for i, label in enumerate(wide.columns)}
-    matrix = wide.to_numpy(dtype=float)
-    diffs = matrix[:, [position[c] for c in labels]] - matrix[:, [position[reference]]]
-    values = np.full((len(labels), len(PAIRED_COLUMNS)), np.nan)
+    """Rows of :data:`PAIRED_COLUMNS` for each column of a seeds x comparisons matrix with NaNs."""
+    values = np.full((diffs.shape[1], len(PAIRED_COLUMNS)), np.nan)
     present = ~np.isnan(diffs)
     # Columns with the same seeds present are tested together in one vectorised call.
     patterns, which = unique_rows(present.T)

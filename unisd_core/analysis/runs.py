@@ -8,6 +8,7 @@ these helpers never guess silently: duplicate or incomplete runs are reported.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -112,7 +113,20 @@ def benchmark_groups(
     return groups
 
 
-def seed_matrices(
+@dataclass(frozen=True)
+class SeedCube:
+    """``values[s, b, c]``: the response of configuration c on benchmark b with seed s (or NaN).
+
+    The last benchmark slice is the overall score when it was requested.
+    """
+
+    values: np.ndarray
+    seeds: list[object]
+    benchmarks: list[str]
+    configs: list[object]
+
+
+def seed_cube(
     table: pd.DataFrame,
     *,
     response: str,
@@ -120,28 +134,26 @@ def seed_matrices(
     seed: str,
     benchmark: str | None,
     overall: bool = True,
-) -> list[tuple[str, pd.DataFrame]]:
-    """Per benchmark, a seeds x configurations matrix of ``response`` (NaN where not run).
+) -> SeedCube:
+    """Seeds x benchmarks x configurations array of ``response``: what paired statistics need.
 
-    This is the layout paired statistics need: a column per configuration, a row per seed. The
-    overall matrix averages each (seed, configuration) over benchmarks, NaN unless it has a
-    value on every benchmark. One pivot serves all benchmarks.
+    Built with integer codes and one scatter (no pivot), so duplicate (configuration, seed,
+    benchmark) rows are found as repeated cells and reported. The overall slice averages each
+    (seed, configuration) over benchmarks and is NaN unless it has a value on every benchmark.
     """
     require_columns(table, [by, seed, *([benchmark] if benchmark else [])], what="run")
-    data = table[[by, seed, *([benchmark] if benchmark else [])]].copy()
-    data[response] = numeric_response(table, response)
-    data = data.dropna(subset=[response])
-    if data[seed].isna().any():
+    y = numeric_response(table, response)
+    present = ~np.isnan(y)
+    seed_column = table[seed]
+    if seed_column[present].isna().any():
         raise AnalysisError(f"seed column {seed!r} has missing values; pairing needs every seed")
-    # Integer codes and one scatter into a seeds x benchmarks x configurations cube: much
-    # faster than a pandas pivot, and duplicates show up as repeated cells.
-    seed_codes, seed_values = pd.factorize(data[seed], sort=True)
-    config_codes, config_values = pd.factorize(data[by])
+    seed_codes, seed_values = pd.factorize(seed_column[present], sort=True)
+    config_codes, config_values = pd.factorize(table[by][present])
     if benchmark is None:
-        bench_codes = np.zeros(len(data), dtype=np.int64)
+        bench_codes = np.zeros(int(present.sum()), dtype=np.int64)
         bench_values: list[object] = [OVERALL]
     else:
-        bench_codes, bench_index = pd.factorize(data[benchmark])
+        bench_codes, bench_index = pd.factorize(table[benchmark][present])
         order = sorted(range(len(bench_index)), key=lambda i: str(bench_index[i]))
         rank = np.empty(len(order), dtype=np.int64)
         rank[order] = np.arange(len(order))
@@ -158,17 +170,12 @@ def seed_matrices(
             f"{seed_values[s_i]!r}{where}; paired statistics need one value per configuration "
             "and seed" + ("" if benchmark else " (name the benchmark column)")
         )
-    cube = np.full(int(np.prod(shape)), np.nan)
-    cube[cells] = data[response].to_numpy(dtype=float)
-    cube = cube.reshape(shape)
-    index = pd.Index(seed_values, name=seed)
-    columns = pd.Index(config_values, name=by)
-    result = [
-        (str(name), pd.DataFrame(cube[:, i, :], index=index, columns=columns))
-        for i, name in enumerate(bench_values)
-    ]
+    values = np.full(int(np.prod(shape)), np.nan)
+    values[cells] = y[present]
+    values = values.reshape(shape)
+    names = [str(b) for b in bench_values]
     if benchmark is not None and overall and len(bench_values) > 1:
         # A NaN on any benchmark makes the mean NaN: incomplete runs leave the overall score.
-        overall_matrix = pd.DataFrame(cube.mean(axis=1), index=index, columns=columns)
-        result.append((OVERALL, overall_matrix))
-    return result
+        values = np.concatenate([values, values.mean(axis=1, keepdims=True)], axis=1)
+        names.append(OVERALL)
+    return SeedCube(values, list(seed_values), names, list(config_values))

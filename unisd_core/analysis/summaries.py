@@ -8,11 +8,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from unisd_core.analysis.coding import numeric_response, require_columns
+from unisd_core.analysis.distributions import t_quantile
 from unisd_core.analysis.errors import AnalysisError
-from unisd_core.analysis.runs import OVERALL, benchmark_groups, seed_matrices
+from unisd_core.analysis.runs import OVERALL, SeedCube, benchmark_groups, seed_cube
 
 GAIN_COLUMNS = [
     "benchmark",
@@ -50,14 +50,11 @@ def gain_over_base(
     _check_confidence(confidence)
     pieces = []
     if seed is not None:
-        for name, wide in seed_matrices(
+        cube = seed_cube(
             table, response=response, by=by, seed=seed, benchmark=benchmark, overall=overall
-        ):
-            labels = _gain_labels(wide.columns, base, configs, by, name)
-            piece = _gains_from_matrix(wide, base, labels, confidence)
-            piece.insert(0, "benchmark", name)
-            pieces.append(piece)
-        return pd.concat(pieces, ignore_index=True)[GAIN_COLUMNS]
+        )
+        labels = _gain_labels(cube.configs, base, configs, by, "")
+        return _gains_from_cube(cube, base, labels, confidence)
 
     groups = benchmark_groups(
         table, response=response, keys=[by], benchmark=benchmark, overall=False
@@ -226,7 +223,7 @@ def curves_mean_ci(
         data.groupby(keys, sort=True)[value].agg(n="count", mean="mean", sd="std").reset_index()
     )
     summary = summary[summary["n"] >= min_runs].reset_index(drop=True)
-    t_crit = stats.t.ppf(0.5 + confidence / 2, np.maximum(summary["n"] - 1, 1))
+    t_crit = t_quantile(0.5 + confidence / 2, np.maximum(summary["n"].to_numpy() - 1, 1))
     half = np.where(summary["n"] >= 2, t_crit * summary["sd"] / np.sqrt(summary["n"]), np.nan)
     summary["ci_low"] = summary["mean"] - half
     summary["ci_high"] = summary["mean"] + half
@@ -254,9 +251,8 @@ def _gain_labels(
 ) -> list[object]:
     present = list(available)
     if base not in present:
-        raise AnalysisError(
-            f"base configuration {base!r} not found in column {by!r} for benchmark {benchmark!r}"
-        )
+        where = f" for benchmark {benchmark!r}" if benchmark else ""
+        raise AnalysisError(f"base configuration {base!r} not found in column {by!r}{where}")
     labels = [c for c in (present if configs is None else list(configs)) if c != base]
     missing = [c for c in labels if c not in present]
     if missing:
@@ -264,74 +260,82 @@ def _gain_labels(
     return labels
 
 
-def _gains_from_matrix(
-    wide: pd.DataFrame, base: object, labels: list[object], confidence: float
+def _gains_from_cube(
+    cube: SeedCube, base: object, labels: list[object], confidence: float
 ) -> pd.DataFrame:
-    values = wide[labels].to_numpy(dtype=float)
-    reference = wide[base].to_numpy(dtype=float)
+    """Gains for every benchmark and configuration at once (arrays are benchmarks x configs)."""
+    position = {c: i for i, c in enumerate(cube.configs)}
+    values = cube.values[:, :, [position[c] for c in labels]]
+    reference = cube.values[:, :, position[base]]
+    missing_base = [
+        b for b, col in zip(cube.benchmarks, reference.T, strict=True) if np.isnan(col).all()
+    ]
+    if missing_base:
+        raise AnalysisError(
+            f"base configuration {base!r} has no runs on benchmark(s) {missing_base}"
+        )
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: handled below
         config_mean = np.nanmean(values, axis=0)
         config_var = np.nanvar(values, axis=0, ddof=1)
-        base_mean = float(np.nanmean(reference))
-        base_var = float(np.nanvar(reference, ddof=1))
-        diffs = values - reference[:, None]
+        base_mean = np.nanmean(reference, axis=0)
+        base_var = np.nanvar(reference, axis=0, ddof=1)
+        diffs = values - reference[:, :, None]
         n_pairs = (~np.isnan(diffs)).sum(axis=0)
         paired_gain = np.nanmean(diffs, axis=0)
         paired_se = np.nanstd(diffs, axis=0, ddof=1) / np.sqrt(n_pairs)
     n_config = (~np.isnan(values)).sum(axis=0)
-    n_base = int((~np.isnan(reference)).sum())
+    n_base = (~np.isnan(reference)).sum(axis=0)
     paired = n_pairs >= 2
     unpaired_half, unpaired_method = _unpaired_half(
-        config_var, n_config, base_var, n_base, confidence
+        config_var, n_config, base_var[:, None], n_base[:, None], confidence
     )
-    paired_half = stats.t.ppf(0.5 + confidence / 2, np.maximum(n_pairs - 1, 1)) * paired_se
-    gain = np.where(paired, paired_gain, config_mean - base_mean)
+    paired_half = t_quantile(0.5 + confidence / 2, np.maximum(n_pairs - 1, 1)) * paired_se
+    gain = np.where(paired, paired_gain, config_mean - base_mean[:, None])
     half = np.where(paired, paired_half, unpaired_half)
+    n_bench, n_labels = gain.shape
     return pd.DataFrame(
         {
-            "config": labels,
-            "gain": gain,
-            "ci_low": gain - half,
-            "ci_high": gain + half,
-            "n": np.where(paired, n_pairs, n_config),
-            "config_mean": config_mean,
-            "base_mean": base_mean,
-            "method": np.where(paired, "paired", unpaired_method),
-        }
+            "benchmark": np.repeat(cube.benchmarks, n_labels),
+            "config": np.tile(np.asarray(labels, dtype=object), n_bench),
+            "gain": gain.ravel(),
+            "ci_low": (gain - half).ravel(),
+            "ci_high": (gain + half).ravel(),
+            "n": np.where(paired, n_pairs, n_config).ravel(),
+            "config_mean": config_mean.ravel(),
+            "base_mean": np.repeat(base_mean, n_labels),
+            "method": np.where(paired, "paired", unpaired_method).ravel(),
+        },
+        columns=GAIN_COLUMNS,
     )
 
 
 def _unpaired_half(
     config_var: np.ndarray,
     config_n: np.ndarray,
-    base_var: float,
-    base_n: int,
+    base_var: float | np.ndarray,
+    base_n: int | np.ndarray,
     confidence: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Half-widths and method names for gains without pairing (vectorised over configurations)."""
+    """Half-widths and method names for gains without pairing (broadcast over arrays)."""
     v1 = np.asarray(config_var, dtype=float)
     n1 = np.asarray(config_n, dtype=float)
+    v2 = np.asarray(base_var, dtype=float)
+    n2 = np.asarray(base_n, dtype=float)
     q = 0.5 + confidence / 2
     with np.errstate(invalid="ignore", divide="ignore"):
         a = v1 / n1
-        b = base_var / base_n if base_n >= 2 else np.nan
-        welch_df = (a + b) ** 2 / (a**2 / (n1 - 1) + b**2 / max(base_n - 1, 1))
-        welch = np.where(a + b == 0, 0.0, stats.t.ppf(q, welch_df) * np.sqrt(a + b))
-        config_only = stats.t.ppf(q, np.maximum(n1 - 1, 1)) * np.sqrt(a)
-        base_only = (
-            float(stats.t.ppf(q, base_n - 1) * np.sqrt(base_var / base_n))
-            if base_n >= 2
-            else np.nan
-        )
-    both = (n1 >= 2) & (base_n >= 2)
-    config_side = (n1 >= 2) & (base_n == 1)
-    base_side = (n1 == 1) & (base_n >= 2)
+        b = np.where(n2 >= 2, v2 / n2, np.nan)
+        welch_df = (a + b) ** 2 / (a**2 / (n1 - 1) + b**2 / np.maximum(n2 - 1, 1))
+        welch = np.where(a + b == 0, 0.0, t_quantile(q, welch_df) * np.sqrt(a + b))
+        config_only = t_quantile(q, np.maximum(n1 - 1, 1)) * np.sqrt(a)
+        base_only = t_quantile(q, np.maximum(n2 - 1, 1)) * np.sqrt(b)
+    both = (n1 >= 2) & (n2 >= 2)
+    config_side = (n1 >= 2) & (n2 == 1)
+    base_side = (n1 == 1) & (n2 >= 2)
     half = np.select([both, config_side, base_side], [welch, config_only, base_only], np.nan)
-    method = np.select([both, config_side | base_side], ["welch", "one-sample"], "none").astype(
-        object
-    )
-    return half, method
+    method = np.select([both, config_side | base_side], ["welch", "one-sample"], "none")
+    return half, method.astype(object)
 
 
 def _check_confidence(confidence: float) -> None:
