@@ -28,6 +28,11 @@ from unisd_core.evaluation.retention import (
 )
 from unisd_core.generation import Generation, encode_chat, generate
 
+# Benchmarks whose item text must not be written to artifacts or logs (GPQA's authors ask that
+# items never appear as plain text); their per-item prompt is replaced by this note.
+REDACTED_BENCHMARKS = frozenset({"gpqa"})
+REDACTED_PROMPT = "<redacted: GPQA items are not written out; rebuild the prompt from the id>"
+
 # The headline metric of each task type (what `eval/<benchmark>/score` reports).
 HEADLINE = {"mcqa": "accuracy", "code": "pass@1", "tooluse": "full_accuracy", "math": "accuracy"}
 
@@ -253,11 +258,13 @@ def _evaluate_chunk(
             id=ex.id,
             benchmark=ex.benchmark,
             task=ex.task,
-            prompt=messages[i][-1]["content"],
+            prompt=REDACTED_PROMPT
+            if ex.benchmark in REDACTED_BENCHMARKS
+            else messages[i][-1]["content"],
             output=gens[i].text,
             extracted=scored[i][0],
             score=scored[i][1],
-            gold=ex.answer,
+            gold=ex.answer,  # GPQA: a letter only
             finished=gens[i].finished,
             details=scored[i][2],
             gold_ppl=gold_items[i],

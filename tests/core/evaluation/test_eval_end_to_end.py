@@ -8,7 +8,7 @@ import pytest
 
 from unisd_core.config import ModelConfig
 from unisd_core.data import BENCHMARKS, EVAL_SPLITS, load_examples
-from unisd_core.evaluation.evaluator import HEADLINE, ItemResult, evaluate
+from unisd_core.evaluation.evaluator import HEADLINE, REDACTED_PROMPT, ItemResult, evaluate
 from unisd_core.modeling import LoadedModel, load
 
 
@@ -42,6 +42,7 @@ def test_every_bundled_benchmark_evaluates(tiny: LoadedModel) -> None:
         assert metrics["retention_jsd"] == pytest.approx(0.0, abs=1e-6)  # base == model
     for item in report.items:
         assert item.prompt
+        assert (item.prompt == REDACTED_PROMPT) == (item.benchmark == "gpqa")
         assert item.score in (0.0, 1.0) or item.task == "tooluse"
         json.loads(item.to_json())
     flat = report.flat()
