@@ -54,6 +54,12 @@ def order_levels(first: Any, second: Any) -> tuple[Any, Any]:
 
 def code_factor(name: str, column: pd.Series) -> CodedFactor:
     """Code one column; raise :class:`AnalysisError` unless it has exactly two levels."""
+    if column.dtype == bool:
+        # Fast path for the common case: component flags stored as booleans.
+        flags = column.to_numpy()
+        has_on, has_off = bool(flags.any()), not bool(flags.all())
+        if has_on and has_off:
+            return CodedFactor(name=name, low=False, high=True, values=np.where(flags, 1.0, -1.0))
     missing = int(column.isna().sum())
     if missing:
         raise AnalysisError(

@@ -205,7 +205,7 @@ def effects_by_benchmark(
             )
         _check_both_levels(matrix[present], names, levels, f"on benchmark {name!r}")
         x, seeds, y = _canonical(matrix[present], _local(seeds_all, present), y_all[present])
-        columns, _, notes = _estimate_columns(structure_for(x, seeds), y, confidence)
+        columns, _, notes = _estimate_columns(structure_for(x, seeds), y, confidence, with_p=False)
         if n_dropped:
             notes.append(f"{n_dropped} run(s) without a value of {response!r} were left out.")
         pieces.append((str(name), columns, len(y), notes))
@@ -215,7 +215,9 @@ def effects_by_benchmark(
                 matrix, seeds_all, y_all, table[benchmark].to_numpy()
             )
             x, seeds, y = _canonical(x, seeds, y)
-            columns, _, notes = _estimate_columns(structure_for(x, seeds), y, confidence)
+            columns, _, notes = _estimate_columns(
+                structure_for(x, seeds), y, confidence, with_p=False
+            )
             n_overall = len(y)
         else:
             # The factors and seed are constant within a run; keeping them as keys carries them
@@ -248,10 +250,13 @@ def _stack(pieces: list[tuple[str, dict[str, Any], int, list[str]]]) -> pd.DataF
     sizes = [len(columns["term"]) for _, columns, _, _ in pieces]
     data: dict[str, Any] = {"benchmark": np.repeat([name for name, *_ in pieces], sizes)}
     for column in DETAIL_COLUMNS:
-        data[column] = np.concatenate([np.asarray(c[column]) for _, c, _, _ in pieces])
+        if column != "p_value":
+            data[column] = np.concatenate([np.asarray(c[column]) for _, c, _, _ in pieces])
+    # One scipy call for every benchmark's p-values (pieces may also carry their own).
+    data["p_value"] = _p_values(data["estimate"], data["std_error"], data["df"])
     data["n"] = np.repeat([n for _, _, n, _ in pieces], sizes)
     data["note"] = np.repeat([" ".join(notes) for *_, notes in pieces], sizes)
-    frame = pd.DataFrame(data)
+    frame = pd.DataFrame(data, columns=["benchmark", *DETAIL_COLUMNS, "n", "note"])
     frame["df"] = frame["df"].astype(int)
     frame["estimable"] = frame["estimable"].astype(bool)
     return frame
@@ -449,9 +454,12 @@ def _estimate(
 
 
 def _estimate_columns(
-    structure: _Structure, y: np.ndarray, confidence: float
+    structure: _Structure, y: np.ndarray, confidence: float, *, with_p: bool = True
 ) -> tuple[dict[str, Any], float, list[str]]:
-    """The detail columns as arrays, sigma, and the notes that explain the intervals."""
+    """The detail columns as arrays, sigma, and the notes that explain the intervals.
+
+    ``with_p=False`` leaves ``p_value`` to the caller, who can then compute many at once.
+    """
     beta = structure.solver @ y
     df = structure.residual_df
     sigma = _pure_error_sigma(structure, y)
@@ -460,8 +468,7 @@ def _estimate_columns(
     if df:
         t_crit = float(t_quantile(0.5 + confidence / 2, df))
         se = np.where(is_kept, 2.0 * sigma * np.sqrt(structure.xtx_diag[structure.rows]), np.nan)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            p_value = np.where(se > 0, 2 * stats.t.sf(np.abs(estimate) / se, df), np.nan)
+        p_value = _p_values(estimate, se, np.full(len(se), df)) if with_p else None
         how = "seed-to-seed variation within configurations"
         if structure.seed_blocks:
             how += ", with seeds as blocks"
@@ -469,7 +476,7 @@ def _estimate_columns(
     else:
         t_crit = np.nan
         se = np.full(len(is_kept), np.nan)
-        p_value = se.copy()
+        p_value = se.copy() if with_p else None
         notes = [
             "Confidence intervals unavailable: no configuration was run more than once, so "
             "run-to-run noise cannot be estimated; run each configuration with two or more seeds."
@@ -492,6 +499,16 @@ def _estimate_columns(
         "estimable": is_kept,
     }
     return columns, sigma, notes
+
+
+def _p_values(estimate: np.ndarray, se: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """Two-sided t-test p-values of effect = 0 (NaN where there is no standard error)."""
+    usable = (se > 0) & (df > 0)
+    result = np.full(len(estimate), np.nan)
+    if usable.any():
+        ratio = np.abs(estimate[usable]) / se[usable]
+        result[usable] = 2 * stats.t.sf(ratio, df[usable])
+    return result
 
 
 def _carriers(column: np.ndarray, kept: list[_Term]) -> list[str]:
