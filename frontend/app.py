@@ -1,120 +1,162 @@
-"""The studio UI: a Gradio Blocks app that reads and writes only through the REST API."""
+"""The studio UI: a Gradio Blocks app that reads and writes only through the REST API.
+
+Each tab is built by `frontend.tabs.<tab>.build(studio)`, which returns its components; this module
+only lays the tabs out and wires what crosses tabs (open a run, compare a selection, clone, links).
+Links carry state in the query string: `?run=12`, `?compare=3,4`, `?sweep=2`, `?tab=ablation`.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
-import pandas as pd
-import plotly.graph_objects as go
 
-from frontend.client import ApiError, Run, StudioClient
-from frontend.forms import config_from_form, validation_message
-from frontend.plots import metric_curves
-from unisd_core.config import BENCHMARKS, BUILTIN_MODELS
-from unisd_core.presets import PRESETS
+from frontend.client import ApiError, StudioClient
+from frontend.context import Studio
+from frontend.tabs import ablation, account, analysis, compare, new_run, run_detail, runs
+from frontend.views import parse_ids
 
-RUN_COLUMNS = [
-    "id",
-    "name",
-    "status",
-    "preset",
-    "model",
-    "benchmark",
-    "step",
-    "progress",
-    "created",
-]
-LOSS_KEYS = ["loss/total"]
-REFRESH_SECONDS = 2.0
+CONCURRENCY = 16
+TABS = ("new", "runs", "run", "ablation", "compare", "analysis", "account")
+#: Writes the selection into the address bar, so the page's URL can be shared as it is.
+URL_JS = """
+(value) => {
+  const ids = (Array.isArray(value) ? value : [value]).filter(Boolean)
+    .map((v) => String(v).replace('#', '').split(' ')[0]);
+  const url = new URL(window.location.href);
+  ['run', 'compare', 'sweep', 'tab'].forEach((k) => url.searchParams.delete(k));
+  if (ids.length) url.searchParams.set('%s', ids.join(','));
+  window.history.replaceState(null, '', url);
+  return value;
+}
+"""
 
 
-def runs_frame(runs: list[Run]) -> pd.DataFrame:
-    rows = [
-        [
-            run.id,
-            run.name or "",
-            run.status,
-            run.preset or "",
-            run.base_model,
-            run.dataset,
-            f"{run.step}/{run.total_steps}",
-            f"{run.progress:.0%}",
-            run.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-        ]
-        for run in runs
-    ]
-    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+def run_choices(studio: Studio, token: str | None) -> tuple[list[str], list[str]]:
+    """(run labels, sweep labels) for the pickers of every tab."""
+    client = studio.api(token)
+    try:
+        labels = runs.choices(client.list_runs())
+    except ApiError:
+        labels = []
+    try:
+        sweeps = [f"#{s.id} {s.name or ''}".strip() for s in client.list_sweeps()]
+    except ApiError:
+        sweeps = []
+    return labels, sweeps
 
 
 def create_ui(api_url: str, token: str | None = None) -> gr.Blocks:
-    client = StudioClient(api_url, token)
-
-    def submit(
-        preset: str, model: str, benchmark: str, max_steps: float | None
-    ) -> tuple[str, gr.Dropdown]:
-        payload = config_from_form(preset, model, benchmark, max_steps)
-        problem = validation_message(payload)
-        if problem:
-            return f"**Not submitted.** {problem}", gr.Dropdown()
-        try:
-            run = client.create_run(payload)
-        except ApiError as exc:
-            return f"**Not submitted.** {exc}", gr.Dropdown()
-        return f"Run **{run.id}** queued.", gr.Dropdown(value=str(run.id))
-
-    def refresh(selected: str | None) -> tuple[pd.DataFrame, gr.Dropdown, go.Figure | None, str]:
-        try:
-            runs = client.list_runs()
-        except ApiError as exc:
-            return runs_frame([]), gr.Dropdown(), None, f"Cannot list runs: {exc}"
-        choices = [str(run.id) for run in runs]
-        figure, note = None, ""
-        if selected and selected in choices:
-            run = next(r for r in runs if str(r.id) == selected)
-            try:
-                series = client.metrics(run.id, LOSS_KEYS)
-                figure = metric_curves(
-                    {k: [(p.step, p.value) for p in pts] for k, pts in series.items()},
-                    title=f"Run {run.id}: loss",
-                    y_title="loss",
-                )
-            except ApiError as exc:
-                note = f"Cannot load metrics: {exc}"
-            note = note or f"Run {run.id} is **{run.status}**" + (
-                f": {run.error}" if run.error else ""
-            )
-        return runs_frame(runs), gr.Dropdown(choices=choices, value=selected), figure, note
-
+    studio = Studio(StudioClient(api_url, token))
     with gr.Blocks(title="UniSD Studio") as ui:
-        gr.Markdown("# UniSD Studio\nSelf-distillation runs: configure, launch, watch.")
-        with gr.Row():
-            preset = gr.Dropdown(sorted(PRESETS), value="sft", label="Preset", elem_id="preset")
-            model = gr.Dropdown(
-                list(BUILTIN_MODELS),
-                value=BUILTIN_MODELS[0],
-                allow_custom_value=True,
-                label="Base model (built-in, HF id or local path)",
-                elem_id="model",
-            )
-            benchmark = gr.Dropdown(list(BENCHMARKS), value="scienceqa", label="Benchmark")
-            max_steps = gr.Number(value=10, precision=0, label="Max steps", elem_id="max-steps")
-        submit_button = gr.Button("Submit run", variant="primary", elem_id="submit-run")
-        submit_status = gr.Markdown(elem_id="submit-status")
-        runs_table = gr.Dataframe(
-            value=runs_frame([]), label="Runs", interactive=False, elem_id="runs-table"
+        studio.token = gr.State(None)
+        gr.Markdown(
+            "# UniSD Studio\nSelf-distillation runs: configure, launch, watch, ablate, "
+            "compare and understand.",
+            elem_id="header",
         )
-        with gr.Row():
-            selected = gr.Dropdown(
-                [], label="Run to plot", allow_custom_value=True, elem_id="run-select"
-            )
-            run_note = gr.Markdown(elem_id="run-note")
-        loss_plot = gr.Plot(label="Loss", elem_id="loss-plot")
+        with gr.Tabs(selected="new", elem_id="tabs") as tabs:
+            with gr.Tab("New run", id="new", elem_id="tab-new") as tab_new:
+                new = new_run.build(studio)
+            with gr.Tab("Runs", id="runs", elem_id="tab-runs"):
+                table = runs.build(studio)
+            with gr.Tab("Run detail", id="run", elem_id="tab-run") as tab_run:
+                detail = run_detail.build(studio)
+            with gr.Tab("Ablation", id="ablation", elem_id="tab-ablation"):
+                design = ablation.build(studio)
+            with gr.Tab("Compare", id="compare", elem_id="tab-compare") as tab_compare:
+                comparison = compare.build(studio)
+            with gr.Tab("Analysis", id="analysis", elem_id="tab-analysis") as tab_analysis:
+                understand = analysis.build(studio)
+            with gr.Tab("Account", id="account", elem_id="tab-account", visible=False) as tab_acc:
+                acc = account.build(studio)
 
-        submit_button.click(
-            submit, [preset, model, benchmark, max_steps], [submit_status, selected]
+        pickers = [
+            detail["select"],
+            detail["other"],
+            comparison["runs"],
+            new["clone_from"],
+            comparison["sweep"],
+            understand["sweep"],
+        ]
+
+        def refresh_pickers(token_: str | None) -> list[Any]:
+            labels, sweeps = run_choices(studio, token_)
+            return [gr.Dropdown(choices=labels)] * 4 + [gr.Dropdown(choices=sweeps)] * 2
+
+        def on_load(request: gr.Request) -> list[Any]:
+            """Open the state a shared link names; show Account only when auth is on."""
+            params = dict(request.query_params) if request else {}
+            labels, sweeps = run_choices(studio, None)
+            try:
+                team = studio.client.health().get("auth", "off") != "off"
+            except ApiError:
+                team = False
+            run_ids = parse_ids(params.get("run"))
+            compare_ids = parse_ids(params.get("compare"))
+            sweep_ids = parse_ids(params.get("sweep"))
+            tab = params.get("tab") if params.get("tab") in TABS else "new"
+            if run_ids:
+                tab = "run"
+            elif compare_ids:
+                tab = "compare"
+            elif sweep_ids:
+                tab = "analysis"
+            return [
+                gr.Tabs(selected=tab),
+                gr.Tab(visible=team),
+                gr.Dropdown(choices=labels, value=f"#{run_ids[0]}" if run_ids else None),
+                gr.Dropdown(choices=labels),
+                gr.Dropdown(choices=labels, value=[f"#{i}" for i in compare_ids]),
+                gr.Dropdown(choices=labels),
+                gr.Dropdown(choices=sweeps),
+                gr.Dropdown(choices=sweeps, value=f"#{sweep_ids[0]}" if sweep_ids else None),
+            ]
+
+        load_outputs = [tabs, tab_acc, *pickers]
+        ui.load(on_load, None, load_outputs).then(
+            comparison["draw"], comparison["inputs"], comparison["outputs"]
+        ).then(understand["run"], understand["inputs"], understand["outputs"])
+        for tab in (tab_new, tab_run, tab_compare, tab_analysis):
+            tab.select(refresh_pickers, [studio.token], pickers, show_progress="hidden")
+
+        # Cross-tab wiring: open, compare, clone.
+        def first_selected(chosen: list[str] | None) -> tuple[Any, Any]:
+            picked = parse_ids(chosen)
+            if not picked:
+                return gr.skip(), gr.skip()
+            return gr.Tabs(selected="run"), f"#{picked[0]}"
+
+        def to_compare(chosen: list[str] | None) -> tuple[Any, Any]:
+            picked = parse_ids(chosen)
+            if not picked:
+                return gr.skip(), gr.skip()
+            return gr.Tabs(selected="compare"), gr.Dropdown(value=[f"#{i}" for i in picked])
+
+        table["open"].click(first_selected, [table["selected"]], [tabs, detail["select"]])
+        table["compare"].click(to_compare, [table["selected"]], [tabs, comparison["runs"]]).then(
+            comparison["draw"], comparison["inputs"], comparison["outputs"]
         )
-        timer = gr.Timer(REFRESH_SECONDS)
-        outputs = [runs_table, selected, loss_plot, run_note]
-        timer.tick(refresh, [selected], outputs)
-        selected.change(refresh, [selected], outputs)
-        ui.load(refresh, [selected], outputs)
+        detail["clone"].click(
+            new["clone"],
+            [studio.token, detail["select"]],
+            [new["yaml_status"], new["preset"], *new["inputs"]],
+        ).then(lambda: gr.Tabs(selected="new"), None, [tabs]).then(
+            new["review"], [new["preset"], *new["inputs"]], new["review_out"]
+        )
+        new["clone_button"].click(
+            new["clone"],
+            [studio.token, new["clone_from"]],
+            [new["yaml_status"], new["preset"], *new["inputs"]],
+        ).then(new["review"], [new["preset"], *new["inputs"]], new["review_out"])
+        ui.load(new["review"], [new["preset"], *new["inputs"]], new["review_out"])
+        ui.load(acc["describe"], [studio.token], acc["show"])
+        ui.load(design["preview_fn"], design["inputs"], [design["matrix"], design["summary"]])
+
+        # Shareable links: the address bar follows the selection.
+        detail["select"].change(None, [detail["select"]], None, js=URL_JS % "run")
+        comparison["runs"].change(None, [comparison["runs"]], None, js=URL_JS % "compare")
+        understand["sweep"].change(None, [understand["sweep"]], None, js=URL_JS % "sweep")
+    # Timers of several tabs and one user's clicks must not wait in one line.
+    ui.queue(default_concurrency_limit=CONCURRENCY)
     return ui

@@ -1,0 +1,207 @@
+"""Ablation: factors, levels, design, seeds -> design matrix, run count, estimate -> queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from frontend import forms
+from frontend.client import ApiError
+from frontend.context import Studio, error_text
+from unisd_core.config import BENCHMARKS, BUILTIN_MODELS, COMPONENTS
+from unisd_core.presets import PRESETS
+
+TAB = "ablation"
+#: Hyper-parameters offered as extra factors: every numeric field of the config.
+NUMERIC_PATHS = [s.path for s in forms.SPECS if s.kind in ("int", "float")]
+SWEEP_COLUMNS = ["id", "name", "status", "design", "runs"]
+DESIGN_LABELS = {
+    "full": "full factorial (2^k)",
+    "fractional": "half fraction (2^(k-1), k >= 3)",
+    "one_at_a_time": "one at a time (base + each factor)",
+}
+
+
+def base_payload(preset: str, model: str, benchmark: str, steps: float | None) -> dict[str, Any]:
+    payload = forms.config_from_form(preset, model, benchmark, steps)
+    return payload
+
+
+def plan(
+    preset: str,
+    model: str,
+    benchmark: str,
+    steps: float | None,
+    components: list[str],
+    extra: list[tuple[str, str]],
+    design: str,
+    seeds: float | None,
+) -> tuple[pd.DataFrame, str, list[dict[str, Any]]]:
+    """(design matrix, summary, run payloads) for the chosen factors."""
+    factors = forms.ablation_factors(components, extra)
+    n_seeds = int(seeds or 1)
+    rows = forms.design_matrix(factors, design, n_seeds)
+    base = base_payload(preset, model, benchmark, steps)
+    payloads = []
+    for row in rows:
+        assignments = {k: v for k, v in row.items() if k not in ("config", "seed")}
+        payload = forms.with_overrides(base, assignments)
+        payload = forms.with_overrides(payload, {"train.seed": 42 + int(row["seed"])})
+        payloads.append(payload)
+    problems = {e for p in payloads for e in [forms.validation_message(p)] if e}
+    minutes = sum(forms.estimate(p).minutes or 0.0 for p in payloads)
+    n_configs = len({r["config"] for r in rows})
+    summary = (
+        f"**{len(rows)} runs** = {n_configs} configurations x {n_seeds} seed(s) · "
+        f"design: {DESIGN_LABELS.get(design, design)} · "
+        f"estimated compute: ~{minutes / 60:.2f} device-hours"
+    )
+    if problems:
+        summary += "\n\n**Problem:** " + "; ".join(sorted(problems))
+    return pd.DataFrame(rows), summary, payloads
+
+
+def build(studio: Studio) -> dict[str, Any]:
+    ids = studio.ids
+    with gr.Row():
+        name = gr.Textbox(value="ablation", label="Name", elem_id=ids(TAB, "name"))
+        preset = gr.Dropdown(
+            sorted(PRESETS), value="gkd", label="Base preset", elem_id=ids(TAB, "preset")
+        )
+        model = gr.Dropdown(
+            list(BUILTIN_MODELS),
+            value=BUILTIN_MODELS[0],
+            allow_custom_value=True,
+            label="Base model",
+            elem_id=ids(TAB, "model"),
+        )
+        benchmark = gr.Dropdown(
+            list(BENCHMARKS), value="scienceqa", label="Benchmark", elem_id=ids(TAB, "benchmark")
+        )
+        steps = gr.Number(
+            value=3, precision=0, label="Max steps per run", elem_id=ids(TAB, "steps")
+        )
+    components = gr.CheckboxGroup(
+        list(COMPONENTS),
+        value=["agreement", "ema"],
+        label="Component factors (off / on)",
+        elem_id=ids(TAB, "components"),
+    )
+    extra_rows = []
+    with gr.Row():
+        for index in range(2):
+            path = gr.Dropdown(
+                ["", *NUMERIC_PATHS],
+                value="",
+                label=f"Hyper-parameter {index + 1}",
+                elem_id=ids(TAB, f"param-{index}"),
+            )
+            levels = gr.Textbox(
+                label="its two levels (e.g. 0.01, 0.1)", elem_id=ids(TAB, f"levels-{index}")
+            )
+            extra_rows += [path, levels]
+    with gr.Row():
+        design = gr.Radio(
+            [(label, key) for key, label in DESIGN_LABELS.items()],
+            value="full",
+            label="Design",
+            elem_id=ids(TAB, "design"),
+        )
+        seeds = gr.Number(value=2, precision=0, label="Seeds", elem_id=ids(TAB, "seeds"))
+        preview = gr.Button("Preview design", elem_id=ids(TAB, "preview"))
+        queue = gr.Button("Queue ablation", variant="primary", elem_id=ids(TAB, "queue"))
+    summary = gr.Markdown(elem_id=ids(TAB, "summary"))
+    matrix = gr.Dataframe(
+        value=pd.DataFrame(columns=["config", "seed"]),
+        label="Design matrix",
+        interactive=False,
+        elem_id=ids(TAB, "matrix"),
+    )
+    status = gr.Markdown(elem_id=ids(TAB, "status"))
+    sweeps_table = gr.Dataframe(
+        value=pd.DataFrame(columns=SWEEP_COLUMNS),
+        label="Sweeps",
+        interactive=False,
+        elem_id=ids(TAB, "sweeps"),
+    )
+
+    def extras(values: tuple[Any, ...]) -> list[tuple[str, str]]:
+        return [(values[i] or "", values[i + 1] or "") for i in range(0, len(values), 2)]
+
+    def do_preview(*args: Any) -> tuple[pd.DataFrame, str]:
+        preset_, model_, bench_, steps_, comps, design_, seeds_, *rest = args
+        frame, text, _ = plan(
+            preset_, model_, bench_, steps_, comps, extras(tuple(rest)), design_, seeds_
+        )
+        return frame, text
+
+    def do_queue(token: str | None, name_: str, *args: Any) -> str:
+        preset_, model_, bench_, steps_, comps, design_, seeds_, *rest = args
+        factors = forms.ablation_factors(comps, extras(tuple(rest)))
+        if not factors:
+            return "Pick at least one factor."
+        frame, _, payloads = plan(
+            preset_, model_, bench_, steps_, comps, extras(tuple(rest)), design_, seeds_
+        )
+        problems = [forms.validation_message(p) for p in payloads]
+        if any(problems):
+            return "**Not queued.** " + "; ".join(sorted({p for p in problems if p}))
+        client = studio.api(token)
+        body = {
+            "name": name_ or "ablation",
+            "base": base_payload(preset_, model_, bench_, steps_),
+            "factors": factors,
+            "design": design_,
+            "seeds": [42 + i for i in range(int(seeds_ or 1))],
+        }
+        try:
+            sweep = client.create_sweep(body)
+        except ApiError as exc:
+            if not exc.missing_endpoint:
+                return f"**Not queued.** {error_text(exc, 'queue the ablation')}"
+            queued = []
+            for payload in payloads:
+                try:
+                    queued.append(client.create_run({**payload, "name": name_ or None}).id)
+                except ApiError as run_exc:
+                    return f"Queued {queued}, then: {error_text(run_exc, 'queue a run')}"
+            return (
+                f"This server has no sweeps API yet: queued {len(queued)} runs one by one "
+                f"({', '.join(f'#{i}' for i in queued)}). Compare: `?compare="
+                + ",".join(map(str, queued))
+                + "`"
+            )
+        return f"Sweep **{sweep.id}** queued with {len(frame)} runs. Analysis: `?sweep={sweep.id}`"
+
+    def sweeps(token: str | None) -> Any:
+        try:
+            found = studio.api(token).list_sweeps()
+        except ApiError:
+            return gr.skip()
+        return pd.DataFrame(
+            [[s.id, s.name, s.status, s.design, len(s.run_ids)] for s in found],
+            columns=SWEEP_COLUMNS,
+        )
+
+    inputs = [preset, model, benchmark, steps, components, design, seeds, *extra_rows]
+    preview.click(do_preview, inputs, [matrix, summary])
+    for control in (components, design, seeds):
+        control.change(do_preview, inputs, [matrix, summary])
+    queue.click(do_queue, [studio.token, name, *inputs], [status]).then(
+        sweeps, [studio.token], [sweeps_table]
+    )
+    gr.Timer(5.0).tick(
+        sweeps, [studio.token], [sweeps_table], show_progress="hidden", trigger_mode="once"
+    )
+    return {
+        "preview": preview,
+        "queue": queue,
+        "status": status,
+        "matrix": matrix,
+        "sweeps": sweeps_table,
+        "preview_fn": do_preview,
+        "inputs": inputs,
+        "summary": summary,
+    }

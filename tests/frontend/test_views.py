@@ -1,0 +1,157 @@
+"""Tables, diffs, diagnostics and analysis views, from API-shaped data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from frontend import views
+from frontend.client import Evaluation, Point, Run
+from frontend.ids import ElementIds
+
+
+def make_run(run_id: int, **extra: Any) -> Run:
+    config = extra.pop("config", {"agreement": {"enabled": True}, "ema": {"enabled": False}})
+    return Run(
+        id=run_id,
+        status=extra.pop("status", "succeeded"),
+        preset=extra.pop("preset", "gkd"),
+        base_model="builtin:tiny-random",
+        dataset="scienceqa",
+        seed=extra.pop("seed", 0),
+        config=config,
+        created_at=datetime(2026, 11, 27, tzinfo=UTC),
+        **extra,
+    )
+
+
+def test_runs_table_has_progress_eta_badges_and_metrics() -> None:
+    now = datetime(2026, 11, 27, 12, tzinfo=UTC)
+    running = make_run(
+        1,
+        status="running",
+        progress=0.5,
+        step=5,
+        total_steps=10,
+        started_at=now - timedelta(seconds=60),
+        latest_metrics={"loss/total": 1.25},
+        tags=["baseline"],
+    )
+    frame = views.runs_frame([running], now=now)
+    row = frame.iloc[0]
+    assert row["progress"].startswith("█████░░░░░ 50%") and "5/10" in row["progress"]
+    assert row["ETA"] == "1m00s"
+    assert row["components"] == "AGR" and row["loss"] == "1.25" and row["tags"] == "baseline"
+
+
+def test_filters_and_ids() -> None:
+    runs = [make_run(1, tags=["x"]), make_run(2, status="failed", config={}), make_run(3)]
+    assert [r.id for r in views.filter_runs(runs, status="failed")] == [2]
+    assert [r.id for r in views.filter_runs(runs, component="agreement")] == [1, 3]
+    assert [r.id for r in views.filter_runs(runs, text="x")] == [1]
+    assert views.parse_ids("3, 4;#5") == [3, 4, 5]
+    assert views.parse_ids(["#3 gkd", "4", "#3"]) == [3, 4]
+
+
+def test_config_diff_shows_only_differences() -> None:
+    diff = views.config_diff(
+        {
+            "a": {"train": {"lr": 1e-5, "seed": 1}, "ema": {"enabled": True}},
+            "b": {"train": {"lr": 1e-4, "seed": 1}, "ema": {"enabled": True}},
+        }
+    )
+    assert list(diff.columns) == ["setting", "a", "b"]
+    assert diff["setting"].tolist() == ["train.lr"]
+
+
+def test_scores_table_has_diff_only_config_columns() -> None:
+    runs = [
+        make_run(1, config={"train": {"lr": 1e-5, "seed": 1}}),
+        make_run(2, config={"train": {"lr": 1e-4, "seed": 1}}),
+    ]
+    evals = {1: [Evaluation(benchmark="scienceqa", metric="accuracy", value=0.5)]}
+    frame = views.scores_frame(runs, evals)
+    assert "train.lr" in frame.columns and "train.seed" not in frame.columns
+    assert frame.loc[0, "scienceqa/accuracy"] == 0.5
+
+
+def test_diagnostics_flag_a_component_without_effect() -> None:
+    config = {"agreement": {"enabled": True}, "clipping": {"enabled": True}, "ema": {}}
+    series = {
+        "agreement/weight_mean": [1.0, 1.0],
+        "agreement/weight_min": [1.0, 1.0],
+        "clip/fraction_clipped": [0.0, 0.2],
+    }
+    found = {d.component: d.status for d in views.diagnostics(config, series)}
+    assert found["agreement"] == "no effect"
+    assert found["clipping"] == "active"
+    assert found["ema"] == "off"
+    assert views.diagnostics({"ema": {"enabled": True}}, {})[1].status == "no data"
+    text = views.diagnostics_markdown(views.diagnostics(config, series))
+    assert "switched on but without effect: agreement" in text
+
+
+def test_comparison_curves_use_labels_and_time_axis() -> None:
+    runs = [make_run(1), make_run(2, seed=1)]
+    points = {
+        1: [Point(step=1, value=2.0, wall_time=100.0), Point(step=2, value=1.0, wall_time=160.0)],
+        2: [Point(step=1, value=2.5)],
+    }
+    curves, x_title, note = views.comparison_curves(runs, points, axis="time")
+    assert curves[0].points == [(0.0, 2.0), (1.0, 1.0)]
+    assert curves[1].points == [(1, 2.5)] and "no wall times" in note
+    assert curves[0].group == curves[1].group  # same config, different seed
+    assert views.comparison_curves(runs, points)[1] == "step"
+    assert x_title in ("step", "time (min)")
+
+
+def test_analysis_view_reads_the_api_body() -> None:
+    body = {
+        "factors": ["agreement", "ema"],
+        "responses": ["accuracy"],
+        "effects": [
+            {
+                "response": "accuracy",
+                "term": "agreement",
+                "estimate": 0.1,
+                "ci_low": 0.0,
+                "ci_high": 0.2,
+            }
+        ],
+        "comparisons": [{"config": "agreement", "mean_diff": 0.1, "t_pvalue_holm": 0.04}],
+        "gains": [
+            {"response": "accuracy", "config": "agreement", "benchmark": "scienceqa", "gain": 0.1}
+        ],
+        "frontier": [
+            {
+                "response": "accuracy",
+                "config": "agreement",
+                "accuracy": 0.6,
+                "retention": 10.0,
+                "pareto": True,
+            }
+        ],
+        "table": [
+            {"agreement": a, "ema": e, "seed": s, "accuracy": 0.5 + 0.1 * a + 0.05 * e}
+            for a in (0, 1)
+            for e in (0, 1)
+            for s in (0, 1)
+        ],
+    }
+    view = views.analysis_view(body)
+    assert view.response == "accuracy" and len(view.effects) == 1
+    assert view.gains == {"agreement": {"scienceqa": 0.1}}
+    assert view.frontier[0]["optimal"] and len(view.cells) == 4
+    assert not view.comparisons.empty
+
+
+def test_element_ids_are_unique() -> None:
+    ids = ElementIds()
+    assert ids("runs", "table") == "runs-table"
+    assert ids("field", "train.max_steps") == "field-train-max-steps"
+    try:
+        ids("runs", "table")
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("duplicate id accepted")
