@@ -166,6 +166,8 @@ def analyze_table(
                 response=name,
                 benchmark=benchmark,
                 seed=seed,
+                # Without seeds, replicated configurations are told apart by their run id.
+                run=["run_id"] if seed is None and "run_id" in table.columns else None,
                 confidence=confidence,
             )
         else:

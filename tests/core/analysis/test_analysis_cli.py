@@ -151,3 +151,12 @@ def test_unisd_analyze_command(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["analyze", str(tmp_path / "nope.csv")])
     assert bad.exit_code == 2
     assert "no such table" in bad.output
+
+
+def test_analyze_without_a_seed_column_uses_run_ids(tmp_path: Path) -> None:
+    source = tmp_path / "runs.csv"
+    _runs_table().drop(columns="seed").to_csv(source, index=False)
+    summary = analyze(source, tmp_path / "out", "accuracy")
+    effects = pd.read_csv(tmp_path / "out" / "effects.csv")
+    assert (effects.loc[effects["benchmark"] == "overall", "n"] == 24).all()
+    assert "paired tests skipped" in " ".join(summary["notes"])
