@@ -70,3 +70,33 @@ def test_every_preset_runs_three_steps_with_its_diagnostics(name: str) -> None:
         assert all(
             0 < v <= cfg.train.max_new_tokens for v in values(sink, "train/completion_length")
         )
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {
+            "agreement": {
+                "enabled": True,
+                "context_source": "induction",
+                "granularity": "token",
+                "gamma_agreement": 1.0,
+            },
+            "contrastive": {"enabled": True, "negatives": "generated"},
+            "data": {"max_train_examples": 12},
+        },
+        {
+            "agreement": {"enabled": True, "context_source": "random", "gamma_agreement": 50.0},
+            "train": {"grad_accum": 2, "max_steps": 2},
+            "data": {"max_train_examples": 12},
+            "upstream_compat": True,
+        },
+    ],
+    ids=["induction-generated-negatives", "random-grad-accum-compat"],
+)
+def test_other_context_sources_and_negatives(overrides: dict) -> None:
+    sink = ListSink()
+    result = train(fast_config(**overrides), sink)
+    assert result.info["agreement_contexts"] == overrides["agreement"]["context_source"]
+    assert max(values(sink, "agreement/disagreement")) > 0.0
+    assert all(math.isfinite(v) for v in values(sink, "loss/total"))

