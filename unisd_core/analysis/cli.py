@@ -232,7 +232,8 @@ def analyze_table(
             )
             gain.insert(0, "response", name)
             gains.append(gain)
-            heat = as_heatmap(gain).reset_index()
+            heat = as_heatmap(gain[gain["config"].isin(_paper_rows(gain, factor_names))])
+            heat = heat.reset_index()
             written += _write_tex(
                 heat, output / f"gains_{_slug(name)}.tex", f"Gain in {name} over {reference}"
             )
@@ -401,6 +402,20 @@ def _single(
         confidence=confidence,
         overall=False,
     )
+
+
+def _paper_rows(gains: pd.DataFrame, factors: list[str]) -> list[str]:
+    """Rows of the paper's heatmap: each component alone and all together, when they were run.
+
+    The CSV keeps every configuration; the LaTeX table stays readable for a 2^5 sweep. Sweeps
+    without those configurations (e.g. a fraction) keep all rows.
+    """
+    present = set(gains["config"])
+    rows = [f for f in factors if f in present]
+    everything = "+".join(factors)
+    if everything in present and everything not in rows:
+        rows.append(everything)
+    return rows if rows else sorted(map(str, present))
 
 
 def _top_effects(effects: pd.DataFrame, limit: int = 5) -> list[dict[str, Any]]:

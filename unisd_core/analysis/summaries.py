@@ -48,7 +48,6 @@ def gain_over_base(
     as exact). ``"none"``: too few runs for an interval. ``config_mean`` averages all runs.
     """
     _check_confidence(confidence)
-    pieces = []
     if seed is not None:
         cube = seed_cube(
             table, response=response, by=by, seed=seed, benchmark=benchmark, overall=overall
@@ -59,6 +58,7 @@ def gain_over_base(
     groups = benchmark_groups(
         table, response=response, keys=[by], benchmark=benchmark, overall=False
     )
+    pieces = []
     for name, frame in groups:
         stats_by = frame.groupby(by, sort=False)[response].agg(["mean", "var", "count"])
         labels = _gain_labels(stats_by.index, base, configs, by, name)

@@ -160,3 +160,19 @@ def test_analyze_without_a_seed_column_uses_run_ids(tmp_path: Path) -> None:
     effects = pd.read_csv(tmp_path / "out" / "effects.csv")
     assert (effects.loc[effects["benchmark"] == "overall", "n"] == 24).all()
     assert "paired tests skipped" in " ".join(summary["notes"])
+
+
+def test_gains_latex_keeps_the_paper_rows(tmp_path: Path) -> None:
+    source = tmp_path / "runs.csv"
+    _runs_table().to_csv(source, index=False)
+    analyze(source, tmp_path / "out", "accuracy", n_boot=500)
+    tex = (tmp_path / "out" / "gains_accuracy.tex").read_text()
+    body = tex.split("\\midrule")[1].split("\\bottomrule")[0].strip().splitlines()
+    assert [line.split(" & ")[0] for line in body] == [
+        "agreement",
+        "ema",
+        "clipping",
+        "agreement+ema+clipping",
+    ]
+    gains = pd.read_csv(tmp_path / "out" / "gains.csv")
+    assert gains["config"].nunique() == 7  # the CSV keeps every configuration
