@@ -157,8 +157,17 @@ def analyze_table(
     n_seeds = int(table[seed].nunique()) if seed else 0
 
     effects, comparisons, powers, gains, frontiers = [], [], [], [], []
+    analysed: list[str] = []
     top: dict[str, list[dict[str, Any]]] = {}
     for name in responses:
+        try:
+            _check_response_usable(table, name, explicit=response is not None)
+        except AnalysisError as exc:
+            if response is not None:
+                raise
+            notes.append(f"{name}: skipped: {exc}")
+            continue
+        analysed.append(name)
         if benchmark:
             result = effects_by_benchmark(
                 table,
@@ -267,7 +276,7 @@ def analyze_table(
         "source": source,
         "rows": len(table),
         "factors": factor_names,
-        "responses": responses,
+        "responses": analysed,
         "seed_column": seed,
         "n_seeds": n_seeds,
         "benchmarks": sorted(map(str, table[benchmark].unique())) if benchmark else [],
@@ -279,8 +288,9 @@ def analyze_table(
         "notes": notes,
         "files": [*sorted(p.name for p in written), "summary.json"],
     }
+    summary = _json_safe(summary)
     (output / "summary.json").write_text(
-        json.dumps(_json_safe(summary), indent=2, allow_nan=False) + "\n", encoding="utf-8"
+        json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8"
     )
     return summary
 
@@ -402,6 +412,15 @@ def _single(
         confidence=confidence,
         overall=False,
     )
+
+
+def _check_response_usable(table: pd.DataFrame, name: str, *, explicit: bool) -> None:
+    values = pd.to_numeric(table[name], errors="coerce")
+    if int(values.notna().sum()) < 2:
+        raise AnalysisError(f"{name!r} has fewer than two numeric values")
+    if not explicit and values.nunique() < 2:
+        # A detected column that never changes is bookkeeping, not a metric.
+        raise AnalysisError(f"{name!r} is constant, there is no effect to estimate")
 
 
 def _paper_rows(gains: pd.DataFrame, factors: list[str]) -> list[str]:

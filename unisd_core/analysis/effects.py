@@ -199,6 +199,8 @@ def effects_by_benchmark(
     for name, positions in sorted(table.groupby(benchmark, sort=True).indices.items()):
         present = positions[~np.isnan(y_all[positions])]
         n_dropped = len(positions) - len(present)
+        if len(present) == 0:
+            continue  # the metric does not exist on this benchmark (e.g. pass@1 on MCQA)
         if len(present) < 2:
             raise AnalysisError(
                 f"benchmark {name!r} has fewer than two values of {response!r}; nothing to compare"
@@ -209,6 +211,8 @@ def effects_by_benchmark(
         if n_dropped:
             notes.append(f"{n_dropped} run(s) without a value of {response!r} were left out.")
         pieces.append((str(name), columns, len(y), notes))
+    if not pieces:
+        raise AnalysisError(f"response {response!r} has no values on any benchmark")
     if overall and len(pieces) > 1:
         if run is None:
             x, seeds, y, incomplete = _overall_by_design(

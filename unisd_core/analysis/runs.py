@@ -102,13 +102,13 @@ def benchmark_groups(
     require_columns(table, [*keys, *([benchmark] if benchmark else [])], what="run")
     frame = table[[*keys, *([benchmark] if benchmark else [])]].copy()
     frame[response] = numeric_response(table, response)
+    # Rows without the metric drop out, and so do benchmarks where it does not exist.
+    frame = frame.dropna(subset=[response])
     if benchmark is None:
         return [(OVERALL, frame)]
     groups = [(str(name), g) for name, g in frame.groupby(benchmark, sort=True)]
     if overall and len(groups) > 1:
-        scores, _ = overall_scores(
-            frame.dropna(subset=[response]), response=response, benchmark=benchmark, keys=keys
-        )
+        scores, _ = overall_scores(frame, response=response, benchmark=benchmark, keys=keys)
         groups.append((OVERALL, scores))
     return groups
 

@@ -176,3 +176,18 @@ def test_gains_latex_keeps_the_paper_rows(tmp_path: Path) -> None:
     ]
     gains = pd.read_csv(tmp_path / "out" / "gains.csv")
     assert gains["config"].nunique() == 7  # the CSV keeps every configuration
+
+
+def test_metrics_defined_on_some_benchmarks_and_constant_columns(tmp_path: Path) -> None:
+    table = _runs_table()
+    table["pass_at_1"] = np.where(table["benchmark"] == "mbpp", table["accuracy"] / 100, np.nan)
+    table["max_steps"] = 200
+    source = tmp_path / "runs.csv"
+    table.to_csv(source, index=False)
+    summary = analyze(source, tmp_path / "out", n_boot=500)
+    assert summary["responses"] == ["accuracy", "retention_ppl", "pass_at_1"]
+    assert any(note.startswith("max_steps: skipped") for note in summary["notes"])
+    effects = pd.read_csv(tmp_path / "out" / "effects.csv")
+    assert set(effects.loc[effects["response"] == "pass_at_1", "benchmark"]) == {"mbpp"}
+    gains = pd.read_csv(tmp_path / "out" / "gains.csv")
+    assert set(gains.loc[gains["response"] == "pass_at_1", "benchmark"]) == {"mbpp"}
