@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from backend import admin_cli
 from backend.settings import Settings, get_settings
 
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
@@ -106,3 +107,4 @@ def serve(
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.add_typer(db_app, name="db")
+    admin_cli.register(app)  # unisd users ..., unisd tokens ...

@@ -1,4 +1,4 @@
-"""FastAPI dependencies: settings, a database session per request, authentication."""
+"""FastAPI dependencies: settings, a database session per request, who the request acts as."""
 
 from __future__ import annotations
 
@@ -9,9 +9,14 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from backend.auth import service as auth_service
+from backend.auth.security import read_session
+from backend.auth.service import Principal
 from backend.db.session import session_factory
 from backend.errors import Unauthorized
 from backend.settings import Settings
+
+SESSION_COOKIE = "unisd_session"
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -37,12 +42,28 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def require_auth(request: Request, settings: SettingsDep) -> None:
-    """Bearer token check; a no-op only in local mode (auth off, loopback, checked at start)."""
+def current_principal(request: Request, session: SessionDep, settings: SettingsDep) -> Principal:
+    """A personal token (Bearer), the bootstrap token, or a UI session cookie.
+
+    In local mode (auth off, loopback only, checked at start) every request is the local admin.
+    """
     if settings.auth == "off":
-        return
-    expected = settings.api_token.get_secret_value() if settings.api_token else ""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if not expected or scheme.lower() != "bearer" or not secrets.compare_digest(token, expected):
-        raise Unauthorized("a valid 'Authorization: Bearer <token>' header is required")
+        return auth_service.local_admin(session)
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        token = token.strip()
+        bootstrap = settings.api_token.get_secret_value() if settings.api_token else ""
+        if bootstrap and secrets.compare_digest(token.encode(), bootstrap.encode()):
+            return Principal(None, "bootstrap-token", "admin")
+        return auth_service.authenticate_token(session, token)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    secret = settings.resolved_session_secret
+    if cookie and secret:
+        user_id = read_session(cookie, secret)
+        if user_id is not None:
+            return auth_service.active_user(session, user_id)
+    raise Unauthorized("a valid 'Authorization: Bearer <token>' header is required")
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+require_auth = current_principal  # the name the skeleton used

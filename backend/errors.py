@@ -35,6 +35,21 @@ class Unauthorized(AppError):
     code = "unauthorized"
 
 
+class Forbidden(AppError):
+    status_code = 403
+    code = "forbidden"
+
+
+class PayloadTooLarge(AppError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class Unavailable(AppError):
+    status_code = 503
+    code = "unavailable"
+
+
 def error_body(
     code: str, message: str, fields: list[dict[str, str]] | None = None
 ) -> dict[str, Any]:

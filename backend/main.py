@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from backend.deps import require_auth
+from backend.auth.router import public_router as auth_public_router
+from backend.auth.router import router as auth_router
+from backend.deps import current_principal
 from backend.errors import install_error_handlers
+from backend.metrics.router import router as metrics_router
+from backend.observability import BodySizeLimit, install_observability
 from backend.runs.router import router as runs_router
 from backend.settings import Settings, get_settings
 
@@ -14,14 +18,11 @@ API_PREFIX = "/api/v1"
 
 def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> FastAPI:
     settings = settings or get_settings()
-    if settings.auth == "on" and settings.api_token is None:
-        raise RuntimeError(
-            "UNISD_AUTH is on but UNISD_API_TOKEN is not set: set a token, or run locally "
-            "with UNISD_AUTH=off on 127.0.0.1"
-        )
-    app = FastAPI(title="UniSD Studio", version="0.1.0", openapi_url="/openapi.json")
+    app = FastAPI(title="UniSD Studio", version="0.2.0", openapi_url="/openapi.json")
     app.state.settings = settings
     install_error_handlers(app)
+    install_observability(app, settings)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
 
     public = APIRouter(prefix=API_PREFIX)
 
@@ -30,7 +31,10 @@ def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> Fas
         return {"status": "ok"}
 
     app.include_router(public)
-    app.include_router(runs_router, prefix=API_PREFIX, dependencies=[Depends(require_auth)])
+    app.include_router(auth_public_router, prefix=API_PREFIX)
+    authenticated = [Depends(current_principal)]
+    for router in (auth_router, runs_router, metrics_router):
+        app.include_router(router, prefix=API_PREFIX, dependencies=authenticated)
 
     if with_ui:
         import gradio as gr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -11,6 +12,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 QUEUES = ("cpu", "gpu")
+_PROCESS_SECRET = secrets.token_hex(32)
 
 
 class Settings(BaseSettings):
@@ -26,7 +28,23 @@ class Settings(BaseSettings):
     )
     auth: Literal["on", "off"] = Field("on", description="'off' is accepted only on loopback.")
     api_token: SecretStr | None = Field(
-        None, description="Bearer token required by the API when auth is on."
+        None,
+        description=(
+            "Optional bootstrap admin token (acts as an admin without a user row). Prefer "
+            "personal tokens: `unisd users create` then `unisd tokens create`."
+        ),
+    )
+    session_secret: SecretStr | None = Field(
+        None,
+        description="Key that signs UI session cookies; browser login is disabled when unset.",
+    )
+    session_max_age_s: int = Field(7 * 24 * 3600, ge=60, description="UI session lifetime.")
+    max_request_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024, description="Largest request body the API accepts."
+    )
+    artifact_roots: list[Path] = Field(
+        default_factory=list,
+        description="Folders artifacts may be served from, besides data_dir.",
     )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -45,6 +63,17 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'unisd.db'}"
+
+    @property
+    def resolved_session_secret(self) -> str | None:
+        """The cookie key; in auth-off local mode a random per-process key (nobody logs in)."""
+        if self.session_secret is not None:
+            return self.session_secret.get_secret_value()
+        return _PROCESS_SECRET if self.auth == "off" else None
+
+    @property
+    def allowed_artifact_roots(self) -> list[Path]:
+        return [self.data_dir.resolve(), *(root.resolve() for root in self.artifact_roots)]
 
     @property
     def embedded_broker(self) -> bool:

@@ -1,63 +1,270 @@
-"""HTTP routes for runs: thin wiring over `backend.runs.service`."""
+"""HTTP routes for runs: thin wiring over `backend.runs.service` and `backend.metrics.service`."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, status
+from sqlalchemy.orm import Session
 
-from backend.db.models import RUN_STATUSES
-from backend.deps import SessionDep, SettingsDep
+from backend.db import repositories
+from backend.db.models import Run
+from backend.deps import PrincipalDep, SessionDep, SettingsDep
+from backend.metrics import service as metrics
 from backend.queue import send_train_run
 from backend.runs import service
-from backend.runs.schemas import MetricPointOut, RunList, RunMetrics, RunOut
-from unisd_core.config import RunConfig
+from backend.runs.schemas import (
+    IngestResult,
+    LatestOut,
+    MetricBatch,
+    MetricPointOut,
+    RunClone,
+    RunCreateFromPreset,
+    RunEventOut,
+    RunEvents,
+    RunList,
+    RunMetrics,
+    RunOut,
+    RunSort,
+    RunUpdate,
+)
+from unisd_core.config import RunConfig, deep_merge
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+MAX_INT = 2**31 - 1
+RunId = Annotated[int, Query(ge=1, le=MAX_INT)]
+
+
+def run_out(session: Session, run: Run, *, with_position: bool = False) -> RunOut:
+    out = RunOut.model_validate(run)
+    if with_position:
+        out.queue_position = service.queue_position(session, run)
+    return out
+
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=RunOut)
-def create_run(config: RunConfig, session: SessionDep, settings: SettingsDep) -> RunOut:
-    run = service.create_run(session, config, queue=settings.default_queue)
+def create_run(
+    config: RunConfig,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    experiment_id: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
+    tag: Annotated[list[str] | None, Query(max_length=64)] = None,
+) -> RunOut:
+    """Queue a run of `config` (a full RunConfig; `preset` starts from that recipe)."""
+    principal.require_write()
+    tags = service.check_tags_or_422(tag or [])
+    run = service.create_run(
+        session,
+        config,
+        queue=settings.default_queue,
+        principal=principal,
+        experiment_id=experiment_id,
+        tags=tags,
+    )
     session.commit()  # the worker must find the row before the task arrives
     send_train_run(settings, run.id, run.queue)
-    return RunOut.model_validate(run)
+    return run_out(session, run)
+
+
+@router.post("/from-preset", status_code=status.HTTP_201_CREATED, response_model=RunOut)
+def create_from_preset(
+    body: RunCreateFromPreset, principal: PrincipalDep, session: SessionDep, settings: SettingsDep
+) -> RunOut:
+    """Queue a run from a preset plus overrides (nested values or `a.b=v` strings)."""
+    principal.require_write()
+    raw = deep_merge({"preset": body.preset}, service.overrides_dict(body.overrides))
+    if body.name is not None:
+        raw["name"] = body.name
+    config = service.build_config(raw, prefix="overrides.")
+    run = service.create_run(
+        session,
+        config,
+        queue=settings.default_queue,
+        principal=principal,
+        experiment_id=body.experiment_id,
+        tags=body.tags,
+        notes=body.notes,
+    )
+    session.commit()
+    send_train_run(settings, run.id, run.queue)
+    return run_out(session, run)
 
 
 @router.get("", response_model=RunList)
 def list_runs(
     session: SessionDep,
-    status_filter: Annotated[
-        str | None, Query(alias="status", pattern="|".join(RUN_STATUSES))
-    ] = None,
+    status_filter: Annotated[list[Status] | None, Query(alias="status")] = None,
+    experiment_id: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
+    sweep_id: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
+    created_by: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
+    tag: Annotated[list[str] | None, Query(max_length=64)] = None,
+    agreement: bool | None = None,
+    ema: bool | None = None,
+    contrastive: bool | None = None,
+    feature_matching: bool | None = None,
+    clipping: bool | None = None,
+    base_model: Annotated[str | None, Query(max_length=500)] = None,
+    benchmark: Annotated[str | None, Query(max_length=64, description="Training dataset.")] = None,
+    preset: Annotated[str | None, Query(max_length=64)] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Text search.")] = None,
+    ids: Annotated[str, Query(max_length=5000, description="Comma-separated run ids.")] = "",
+    include_deleted: bool = False,
+    latest: Annotated[
+        str, Query(max_length=5000, description="Comma-separated keys: add their latest values.")
+    ] = "",
+    include_config: bool = True,
+    sort: RunSort = "-id",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> RunList:
-    runs, total = service.list_runs(session, status=status_filter, limit=limit, offset=offset)
-    return RunList(
-        items=[RunOut.model_validate(r) for r in runs], total=total, limit=limit, offset=offset
+    components = {
+        name: value
+        for name, value in (
+            ("agreement", agreement),
+            ("ema", ema),
+            ("contrastive", contrastive),
+            ("feature_matching", feature_matching),
+            ("clipping", clipping),
+        )
+        if value is not None
+    }
+    filters = service.RunFilter(
+        statuses=list(status_filter or []),
+        experiment_id=experiment_id,
+        sweep_id=sweep_id,
+        created_by=created_by,
+        tags=list(tag or []),
+        components=components,
+        base_model=base_model,
+        dataset=benchmark,
+        preset=preset,
+        q=q,
+        ids=metrics.parse_ids(ids, field="ids") if ids else [],
+        include_deleted=include_deleted,
     )
+    runs, total = service.list_runs(session, filters, limit=limit, offset=offset, sort=sort)
+    items = [RunOut.model_validate(r) for r in runs]
+    keys = metrics.parse_list(latest, field="latest", limit=metrics.MAX_KEYS_PER_QUERY)
+    if keys:
+        values = repositories.latest_metrics(session, [r.id for r in runs], keys)
+        for item in items:
+            item.latest = {k: m.value for k, m in values[item.id].items()}
+    if not include_config:
+        for item in items:
+            item.config = {}
+    return RunList(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/{run_id}", response_model=RunOut)
-def get_run(run_id: int, session: SessionDep) -> RunOut:
-    return RunOut.model_validate(service.get_run(session, run_id))
+def get_run(run_id: int, session: SessionDep, include_deleted: bool = False) -> RunOut:
+    run = service.get_run(session, run_id, include_deleted=include_deleted)
+    return run_out(session, run, with_position=True)
+
+
+@router.patch("/{run_id}", response_model=RunOut)
+def update_run(
+    run_id: int, body: RunUpdate, principal: PrincipalDep, session: SessionDep
+) -> RunOut:
+    """Rename, change notes, replace tags, or move the run to another experiment."""
+    run = service.update_run(session, run_id, principal, body.model_dump(exclude_unset=True))
+    return run_out(session, run)
+
+
+@router.delete("/{run_id}", response_model=RunOut)
+def delete_run(run_id: int, principal: PrincipalDep, session: SessionDep) -> RunOut:
+    """Soft delete (hidden from lists; `include_deleted=true` shows it). Cancels it if needed."""
+    return run_out(session, service.delete_run(session, run_id, principal))
 
 
 @router.post("/{run_id}/cancel", response_model=RunOut)
-def cancel_run(run_id: int, session: SessionDep) -> RunOut:
-    return RunOut.model_validate(service.cancel_run(session, run_id))
+def cancel_run(run_id: int, principal: PrincipalDep, session: SessionDep) -> RunOut:
+    return run_out(session, service.cancel_run(session, run_id, principal))
+
+
+@router.post("/{run_id}/retry", response_model=RunOut)
+def retry_run(
+    run_id: int, principal: PrincipalDep, session: SessionDep, settings: SettingsDep
+) -> RunOut:
+    """Queue a failed or cancelled run again (it resumes from its last checkpoint)."""
+    run = service.retry_run(session, run_id, principal)
+    session.commit()
+    send_train_run(settings, run.id, run.queue)
+    return run_out(session, run, with_position=True)
+
+
+@router.post("/{run_id}/clone", status_code=status.HTTP_201_CREATED, response_model=RunOut)
+def clone_run(
+    run_id: int,
+    body: RunClone,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> RunOut:
+    """A new run from this run's config with `overrides` merged in."""
+    principal.require_write()
+    run = service.clone_run(
+        session,
+        run_id,
+        principal,
+        overrides=service.overrides_dict(body.overrides),
+        queue=settings.default_queue,
+        name=body.name,
+        experiment_id=body.experiment_id,
+        tags=body.tags,
+    )
+    session.commit()
+    send_train_run(settings, run.id, run.queue)
+    return run_out(session, run)
+
+
+@router.get("/{run_id}/events", response_model=RunEvents)
+def run_events(
+    run_id: int,
+    session: SessionDep,
+    after_id: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> RunEvents:
+    """The run's log, oldest first; poll with `after_id=next_after_id` for new lines."""
+    rows, next_id = service.run_events(session, run_id, after_id=after_id, limit=limit)
+    return RunEvents(items=[RunEventOut.model_validate(e) for e in rows], next_after_id=next_id)
 
 
 @router.get("/{run_id}/metrics", response_model=RunMetrics)
 def get_metrics(
     run_id: int,
     session: SessionDep,
-    keys: Annotated[str, Query(description="Comma-separated metric keys; empty: all.")] = "",
+    keys: Annotated[
+        str, Query(max_length=20_000, description="Comma-separated metric keys; empty: all.")
+    ] = "",
+    max_points: Annotated[
+        int | None,
+        Query(ge=1, le=1_000_000, description="Downsample to at most N points, keeping extremes."),
+    ] = None,
 ) -> RunMetrics:
-    wanted = [k.strip() for k in keys.split(",") if k.strip()]
-    series = service.run_metrics(session, run_id, wanted)
+    service.get_run(session, run_id, include_deleted=True)
+    wanted = metrics.parse_list(keys, field="keys", limit=metrics.MAX_KEYS_PER_QUERY)
+    series = metrics.run_series(session, run_id, wanted, max_points)
     return RunMetrics(
         run_id=run_id,
         metrics={k: [MetricPointOut(step=s, value=v) for s, v in pts] for k, pts in series.items()},
     )
+
+
+@router.post("/{run_id}/metrics", response_model=IngestResult)
+def ingest_metrics(
+    run_id: int, body: MetricBatch, principal: PrincipalDep, session: SessionDep
+) -> IngestResult:
+    """Log points from a script or an external trainer; idempotent on (run, key, step)."""
+    run = service.get_run(session, run_id)
+    principal.require_owner_or_admin(run.created_by, f"run {run_id}")
+    inserted = metrics.ingest(session, run_id, body.points)
+    return IngestResult(received=len(body.points), inserted=inserted)
+
+
+@router.get("/{run_id}/metrics/latest", response_model=dict[str, LatestOut])
+def latest_metrics(run_id: int, session: SessionDep) -> dict[str, LatestOut]:
+    service.get_run(session, run_id, include_deleted=True)
+    return metrics.latest_table(session, [run_id], []).get(run_id, {})

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -13,16 +11,7 @@ from backend.db.repositories import insert_metric_points
 from backend.db.session import session_scope
 from backend.main import create_app
 from backend.settings import Settings
-
-# A broker nobody listens on: creating a run must still store it (the run stays queued in SQL).
-DEAD_BROKER = "redis://127.0.0.1:1/0"
-
-
-@pytest.fixture
-def client(sqlite_url: str) -> Iterator[TestClient]:
-    settings = Settings(database_url=sqlite_url, broker_url=DEAD_BROKER, auth="off")
-    with TestClient(create_app(settings, with_ui=False)) as test_client:
-        yield test_client
+from tests.backend.conftest import DEAD_BROKER
 
 
 def run_count(url: str) -> int:
@@ -115,8 +104,6 @@ def test_auth_on_requires_the_bearer_token(sqlite_url: str) -> None:
         assert ok.status_code == 200
 
 
-def test_auth_off_is_refused_off_loopback_and_on_needs_a_token() -> None:
+def test_auth_off_is_refused_off_loopback() -> None:
     with pytest.raises(ValueError, match="loopback"):
         Settings(auth="off", host="0.0.0.0")
-    with pytest.raises(RuntimeError, match="UNISD_API_TOKEN"):
-        create_app(Settings(auth="on", api_token=None), with_ui=False)

@@ -1,0 +1,109 @@
+"""Metrics: read one run's or many runs' series (downsampled), latest values, batch ingest."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.db import repositories
+from backend.db.models import MetricLatest, Run
+from backend.errors import AppError
+from backend.metrics.downsample import Point, downsample
+from backend.runs.schemas import LatestOut, MetricPointIn
+
+MAX_RUNS_PER_QUERY = 500
+MAX_KEYS_PER_QUERY = 100
+
+
+class TooMany(AppError):
+    status_code = 422
+    code = "validation_error"
+
+
+def parse_list(text: str, *, field: str, limit: int) -> list[str]:
+    items = list(dict.fromkeys(item.strip() for item in text.split(",") if item.strip()))
+    if len(items) > limit:
+        raise TooMany(
+            f"at most {limit} values in {field}",
+            fields=[{"path": field, "message": f"at most {limit} values"}],
+        )
+    return items
+
+
+def parse_ids(text: str, *, field: str = "run_ids") -> list[int]:
+    ids = []
+    for item in parse_list(text, field=field, limit=MAX_RUNS_PER_QUERY):
+        if not item.isdigit() or not 0 < int(item) < 2**31:
+            raise TooMany(
+                f"{field} must be comma-separated run ids",
+                fields=[{"path": field, "message": f"not a run id: {item[:40]!r}"}],
+            )
+        ids.append(int(item))
+    return ids
+
+
+def existing_run_ids(session: Session, run_ids: Sequence[int]) -> list[int]:
+    found = set(
+        session.scalars(select(Run.id).where(Run.id.in_(list(run_ids)), Run.deleted_at.is_(None)))
+    )
+    return [rid for rid in run_ids if rid in found]
+
+
+def run_series(
+    session: Session, run_id: int, keys: list[str], max_points: int | None
+) -> dict[str, list[Point]]:
+    wanted = keys or repositories.metric_keys(session, run_id)
+    series = repositories.metric_series(session, run_id, wanted)
+    return {key: downsample(points, max_points) for key, points in series.items()}
+
+
+def many_series(
+    session: Session, run_ids: list[int], keys: list[str], max_points: int | None
+) -> dict[int, dict[str, list[Point]]]:
+    ids = existing_run_ids(session, run_ids)
+    series = repositories.metric_series_many(session, ids, keys)
+    return {
+        rid: {key: downsample(points, max_points) for key, points in by_key.items()}
+        for rid, by_key in series.items()
+    }
+
+
+def latest_table(
+    session: Session, run_ids: list[int], keys: list[str]
+) -> dict[int, dict[str, LatestOut]]:
+    ids = existing_run_ids(session, run_ids)
+    rows = repositories.latest_metrics(session, ids, keys or None)
+    return {rid: {k: latest_out(m) for k, m in by_key.items()} for rid, by_key in rows.items()}
+
+
+def latest_out(row: MetricLatest) -> LatestOut:
+    return LatestOut(
+        step=row.step, value=row.value, min=row.min_value, max=row.max_value, count=row.count
+    )
+
+
+def keys_of(session: Session, run_ids: list[int]) -> list[str]:
+    rows = session.scalars(
+        select(MetricLatest.key).where(MetricLatest.run_id.in_(run_ids)).distinct()
+    )
+    return sorted(rows)
+
+
+def ingest(session: Session, run_id: int, points: Sequence[MetricPointIn]) -> int:
+    now = time.time()
+    rows = [
+        {
+            "run_id": run_id,
+            "key": p.key,
+            "step": p.step,
+            "value": p.value,
+            "wall_time": p.wall_time if p.wall_time is not None else now,
+        }
+        for p in points
+    ]
+    # Within one batch, the first point of a (key, step) wins, as it would across batches.
+    unique = list({(r["key"], r["step"]): r for r in reversed(rows)}.values())
+    return repositories.insert_metric_points(session, unique)
