@@ -207,7 +207,7 @@ def analyze_table(
                 )
                 compared.insert(0, "response", name)
                 comparisons.append(compared)
-                power = power_summary(compared, alpha=1 - confidence)
+                power = power_summary(compared, alpha=round(1 - confidence, 12))
                 power.insert(0, "response", name)
                 powers.append(power)
                 written += _write_tex(
