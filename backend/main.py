@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, FastAPI
 
+from backend.artifacts.router import router as artifacts_router
 from backend.auth.router import public_router as auth_public_router
 from backend.auth.router import router as auth_router
 from backend.deps import current_principal
 from backend.errors import install_error_handlers
+from backend.evaluations.router import router as evaluations_router
+from backend.experiments.router import router as experiments_router
 from backend.metrics.router import router as metrics_router
 from backend.observability import BodySizeLimit, install_observability
 from backend.runs.router import router as runs_router
@@ -33,7 +36,15 @@ def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> Fas
     app.include_router(public)
     app.include_router(auth_public_router, prefix=API_PREFIX)
     authenticated = [Depends(current_principal)]
-    for router in (auth_router, runs_router, metrics_router):
+    routers = (
+        auth_router,
+        runs_router,
+        metrics_router,
+        evaluations_router,
+        artifacts_router,
+        experiments_router,
+    )
+    for router in routers:
         app.include_router(router, prefix=API_PREFIX, dependencies=authenticated)
 
     if with_ui:
