@@ -29,14 +29,21 @@ def db_upgrade(revision: str = "head") -> None:
 
 
 class WorkerSupervisor:
-    """Keeps one local worker process alive: restarts it (with a pause) if it dies."""
+    """Keeps one local process (the worker, the reaper) alive: restarts it, with a pause, if
+    it dies, so a crashed or OOM-killed worker comes back without the user noticing."""
 
-    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+    def __init__(self, command: list[str], env: dict[str, str], name: str = "worker") -> None:
         self.command = command
         self.env = env
+        self.name = name
+        self.restarts = 0
         self._process: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="worker-supervisor", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=f"{name}-supervisor", daemon=True)
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
 
     def start(self) -> None:
         self._thread.start()
@@ -47,7 +54,8 @@ class WorkerSupervisor:
             code = self._process.wait()
             if self._stopping.is_set():
                 return
-            typer.echo(f"local worker exited with code {code}; restarting in 2 s", err=True)
+            self.restarts += 1
+            typer.echo(f"local {self.name} exited with code {code}; restarting in 2 s", err=True)
             self._stopping.wait(2.0)
 
     def stop(self) -> None:
@@ -66,6 +74,15 @@ def serve(
     worker: Annotated[
         bool, typer.Option(help="In local mode, also run a supervised worker process.")
     ] = True,
+    reaper: Annotated[
+        bool,
+        typer.Option(
+            help="Also run the reaper (re-queues runs of dead workers, re-sends lost ones)."
+        ),
+    ] = True,
+    stale_after: Annotated[
+        float, typer.Option(min=1, help="Reaper: seconds without heartbeat before a run is lost.")
+    ] = 60.0,
 ) -> None:
     """Run the API and the studio UI (plus, in local mode, the embedded broker and a worker)."""
     import uvicorn
@@ -83,21 +100,41 @@ def serve(
     upgrade(settings.resolved_database_url)
 
     broker = EmbeddedBroker(settings.broker_socket) if settings.embedded_broker else None
-    supervisor = None
+    supervisors: list[WorkerSupervisor] = []
+    env = {**os.environ, "UNISD_DATA_DIR": str(settings.data_dir.resolve())}
+    cli = [sys.executable, "-m", "unisd_core.cli"]
     if broker is not None:
         broker.start()
         if worker:
-            env = {**os.environ, "UNISD_DATA_DIR": str(settings.data_dir.resolve())}
-            command = [sys.executable, "-m", "unisd_core.cli", "worker", "--queues", "cpu,gpu"]
-            supervisor = WorkerSupervisor(command, env)
-            supervisor.start()
+            # The same Celery worker as in production, on the embedded broker; the reaper below
+            # serves it, so it runs none of its own.
+            command = [*cli, "worker", "--queues", "cpu,gpu", "--no-reap"]
+            supervisors.append(WorkerSupervisor(command, env, "worker"))
+    if reaper:
+        # Pass often enough that a dead worker's run is back in the queue soon after it counts
+        # as lost; a queued run missing from the broker for as long is re-sent.
+        every = max(1.0, min(15.0, stale_after / 4))
+        command = [
+            *cli,
+            "reap",
+            "--loop",
+            "--every",
+            str(every),
+            "--stale-after",
+            str(stale_after),
+            "--resend-after",
+            str(stale_after),
+        ]
+        supervisors.append(WorkerSupervisor(command, env, "reaper"))
+    for supervisor in supervisors:
+        supervisor.start()
     app = create_app(settings)
     shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     typer.echo(f"UniSD Studio: http://{shown_host}:{settings.port}/  (API: /api/v1, docs: /docs)")
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
     finally:
-        if supervisor is not None:
+        for supervisor in supervisors:
             supervisor.stop()
         if broker is not None:
             time.sleep(0.1)

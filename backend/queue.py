@@ -3,15 +3,48 @@
 from __future__ import annotations
 
 import logging
+import re
 from functools import lru_cache
 
 from celery import Celery
 
-from backend.settings import Settings
+from backend.settings import QUEUES, Settings
+from unisd_core.config import RunConfig
 
 TRAIN_RUN_TASK = "unisd.train_run"
 
 log = logging.getLogger(__name__)
+
+#: Runs that need N > 1 GPUs wait in `gpu-xN`, consumed only by workers that own N GPUs.
+_MULTI_GPU_QUEUE = re.compile(r"gpu-x([2-9]|[1-5][0-9]|6[0-4])")
+
+
+def multi_gpu_queue(gpus: int) -> str:
+    return f"gpu-x{gpus}"
+
+
+def is_known_queue(name: str) -> bool:
+    return name in QUEUES or _MULTI_GPU_QUEUE.fullmatch(name) is not None
+
+
+def gpus_of_queue(name: str) -> int:
+    """GPUs a run on queue `name` needs: 0 for cpu, 1 for gpu, N for gpu-xN."""
+    if name == "cpu":
+        return 0
+    match = _MULTI_GPU_QUEUE.fullmatch(name)
+    return int(match.group(1)) if match else 1
+
+
+def queue_for(config: RunConfig, default: str) -> str:
+    """The queue of a run's resource class: from `resources` (device, gpus), else `default`."""
+    resources = config.resources
+    if resources.gpus > 1:
+        return multi_gpu_queue(resources.gpus)
+    if resources.device == "cpu":
+        return "cpu"
+    if resources.device == "cuda":
+        return "gpu"
+    return default
 
 
 @lru_cache

@@ -1,89 +1,373 @@
-"""Execute one run: claim it, train with a database sink, finalize. Called by the task."""
+"""Execute one attempt of a run: claim it, train with a database sink under a heartbeat, finalize.
+
+Called by the Celery task; every database write here is short, and every write after the claim
+is fenced by the attempt number, so an attempt the reaper has given away cannot touch the run.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import inspect
+import json
 import logging
+import os
+import signal
+import subprocess
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from backend.db.base import utcnow
 from backend.db.models import Run
+from backend.db.repositories import add_artifact
 from backend.db.session import session_scope
 from unisd_core.config import RunConfig
+from workers import failures, placement
+from workers.events import RunEventLog
+from workers.heartbeat import Heartbeat
 from workers.sinks import DbMetricSink
 
 log = logging.getLogger(__name__)
-CANCEL_POLL_S = 0.5
+
+#: Sends the run's task again after `countdown` seconds: (run_id, queue, countdown).
+Requeue = Callable[[int, str, float], object]
 
 
-def claim(database_url: str, run_id: int, worker: str) -> RunConfig | None:
+class RunLost(Exception):
+    """This attempt no longer owns the run (the reaper re-queued it): stop, write nothing."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    config: RunConfig
+    attempt: int
+    max_attempts: int
+    queue: str
+
+
+def claim(
+    database_url: str,
+    run_id: int,
+    worker: str,
+    *,
+    task_id: str | None = None,
+    env: dict[str, Any] | None = None,
+) -> Claim | None:
     """Atomically move a queued run to running; None if another delivery got it first.
 
     The conditional UPDATE is the lock: of two workers racing on one run, one sees rowcount 1.
     """
+    now = utcnow()
+    values: dict[str, Any] = {
+        "status": "running",
+        "worker": worker,
+        "attempt": Run.attempt + 1,
+        "started_at": func.coalesce(Run.started_at, now),
+        "heartbeat_at": now,
+        "task_id": task_id,
+    }
+    if env is not None:
+        values["env"] = env
+        values["code_version"] = env.get("git_sha")
     with session_scope(database_url) as session:
         result = session.execute(
             update(Run)
             .where(Run.id == run_id, Run.status == "queued", Run.cancel_requested.is_(False))
-            .values(
-                status="running",
-                worker=worker,
-                attempt=Run.attempt + 1,
-                started_at=utcnow(),
-                heartbeat_at=utcnow(),
-            )
+            .values(**values)
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             return None
-        config = session.scalar(select(Run.config).where(Run.id == run_id))
-    return RunConfig.model_validate(config)
+        row = session.execute(
+            select(Run.config, Run.attempt, Run.max_attempts, Run.queue).where(Run.id == run_id)
+        ).one()
+    return Claim(RunConfig.model_validate(row.config), row.attempt, row.max_attempts, row.queue)
 
 
-class CancelFlag:
-    """The trainer's stop signal: the run's `cancel_requested`, read at most every 0.5 s."""
+class StopSignal:
+    """The trainer's `stop()`: reads flags the heartbeat thread keeps, never the database.
 
-    def __init__(self, database_url: str, run_id: int) -> None:
-        self.database_url = database_url
-        self.run_id = run_id
-        self._last_check = 0.0
-        self._cancelled = False
+    Before saying "stop" it flushes the sink, so the checkpoint written on stop is never ahead of
+    the stored metric points.
+    """
+
+    def __init__(self, heartbeat: Heartbeat, sink: DbMetricSink) -> None:
+        self.heartbeat = heartbeat
+        self.sink = sink
 
     def __call__(self) -> bool:
-        if not self._cancelled and time.monotonic() - self._last_check >= CANCEL_POLL_S:
-            self._last_check = time.monotonic()
-            with session_scope(self.database_url) as session:
-                flag = session.scalar(select(Run.cancel_requested).where(Run.id == self.run_id))
-            self._cancelled = bool(flag)
-        return self._cancelled
+        if self.heartbeat.lost.is_set():
+            raise RunLost(f"run {self.heartbeat.run_id} was re-queued while this attempt ran")
+        if self.heartbeat.cancel_requested.is_set():
+            self.sink.flush()
+            return True
+        return False
 
 
-def finalize(database_url: str, run_id: int, status: str, error: str | None = None) -> None:
+def _finish(database_url: str, run_id: int, attempt: int, **values: Any) -> bool:
+    """Fenced final write: only the attempt that still runs the run may finish it."""
     with session_scope(database_url) as session:
-        session.execute(
+        result = session.execute(
             update(Run)
-            .where(Run.id == run_id)
-            .values(status=status, error=error, finished_at=utcnow(), heartbeat_at=utcnow())
+            .where(Run.id == run_id, Run.attempt == attempt, Run.status == "running")
+            .values(heartbeat_at=utcnow(), **values)
         )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def execute(run_id: int, database_url: str, *, worker: str) -> str:
-    """Run `run_id` to completion; returns the final status ('skipped' if not claimable)."""
-    config = claim(database_url, run_id, worker)
-    if config is None:
+def finalize(
+    database_url: str, run_id: int, attempt: int, status: str, error: str | None = None
+) -> bool:
+    return _finish(database_url, run_id, attempt, status=status, error=error, finished_at=utcnow())
+
+
+def _register(database_url: str, run_id: int, kind: str, path: Path) -> None:
+    size = (
+        path.stat().st_size
+        if path.is_file()
+        else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    )
+    with session_scope(database_url) as session:
+        add_artifact(session, run_id, kind, path.name, path.resolve().as_uri(), size)
+
+
+def _train_kwargs(train: Callable[..., Any], out_dir: Path) -> dict[str, Any]:
+    """Resume and output arguments, for the trainer versions that take them."""
+    params = inspect.signature(train).parameters
+    kwargs: dict[str, Any] = {}
+    if "output_dir" in params:
+        kwargs["output_dir"] = out_dir
+    if "resume_from" in params:
+        from unisd_core.checkpoint import latest_checkpoint
+
+        if latest_checkpoint(out_dir) is not None:
+            kwargs["resume_from"] = out_dir
+    return kwargs
+
+
+def _self_terminate(database_url: str, run_id: int, attempt: int) -> Callable[[], None]:
+    """The heartbeat's last resort for a trainer that ignores a cancel (stuck inside a step)."""
+
+    def terminate() -> None:
+        _finish(
+            database_url,
+            run_id,
+            attempt,
+            status="cancelled",
+            finished_at=utcnow(),
+            error="force-terminated: the trainer did not stop at a step boundary in time",
+        )
+        log.error("run %s: trainer wedged after cancel; terminating this process", run_id)
+        os._exit(70)  # the pool replaces this process; the redelivered task finds it finished
+
+    return terminate
+
+
+def execute(
+    run_id: int,
+    database_url: str,
+    *,
+    worker: str,
+    runs_dir: Path | None = None,
+    task_id: str | None = None,
+    gpu_ids: list[str] | None = None,
+    requeue: Requeue | None = None,
+    terminate_when_wedged: bool = False,
+) -> str:
+    """Run one attempt of `run_id`; returns the outcome.
+
+    Outcomes: succeeded, failed, cancelled, retrying (queued again after a transient error),
+    lost (the reaper gave the run away meanwhile), skipped (not claimable: a duplicate delivery,
+    a cancelled queued run, a run that is gone).
+    """
+    gpus = gpu_ids if gpu_ids is not None else placement.visible_gpu_ids()
+    claimed = claim(
+        database_url, run_id, worker, task_id=task_id, env=placement.execution_env(gpus)
+    )
+    if claimed is None:
         log.info("run %s is not queued (claimed elsewhere, cancelled or gone): skipping", run_id)
         return "skipped"
+    out_dir = (runs_dir or Path(".unisd/runs")) / str(run_id)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    attempt = claimed.attempt
+    events = RunEventLog(database_url, run_id)
+    heartbeat = Heartbeat(
+        database_url,
+        run_id,
+        attempt,
+        on_tick=events.flush,
+        on_wedged=_self_terminate(database_url, run_id, attempt) if terminate_when_wedged else None,
+    )
+    with events, heartbeat:
+        events.add(
+            "info",
+            f"attempt {attempt}/{claimed.max_attempts} started on {worker}"
+            + (f" (GPUs {','.join(gpus)})" if gpus else " (CPU)"),
+        )
+        try:
+            status = _train(claimed, run_id, database_url, out_dir, heartbeat, events, gpus)
+        except RunLost as exc:
+            log.warning("%s", exc)
+            return "lost"
+        except Exception as exc:
+            log.exception("run %s attempt %s failed", run_id, attempt)
+            heartbeat.stop()
+            return _fail(claimed, run_id, database_url, out_dir, exc, events, requeue)
+    return status
+
+
+def _train(
+    claimed: Claim,
+    run_id: int,
+    database_url: str,
+    out_dir: Path,
+    heartbeat: Heartbeat,
+    events: RunEventLog,
+    gpus: list[str],
+) -> str:
+    config, attempt = claimed.config, claimed.attempt
+    needed = config.resources.gpus
+    if needed > 1:
+        if len(gpus) < needed:
+            raise PlacementMismatch(
+                f"run needs {needed} GPUs but this worker owns {len(gpus)} ({gpus or 'none'}); "
+                f"start workers for it with `unisd worker --gpus` listing {needed} GPUs"
+            )
+        return _train_distributed(claimed, run_id, database_url, out_dir, heartbeat, gpus)
+
     from unisd_core.trainer import train  # torch loads only in the worker, only when needed
 
-    sink = DbMetricSink(database_url, run_id, config.train.max_steps)
-    try:
-        result = train(config, sink, CancelFlag(database_url, run_id))
-    except Exception as exc:
-        log.exception("run %s failed", run_id)
-        sink.flush()
-        finalize(database_url, run_id, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
-        return "failed"
+    sink = DbMetricSink(
+        database_url,
+        run_id,
+        config.train.max_steps or 0,
+        attempt=attempt,
+        checkpoint_every=config.train.checkpoint_every,
+    )
+    kwargs = _train_kwargs(train, out_dir)
+    if "resume_from" in kwargs:
+        events.add("info", f"resuming from the last checkpoint in {out_dir}")
+    result = train(config, sink, StopSignal(heartbeat, sink), **kwargs)
     sink.flush()
+    checkpoint = getattr(result, "checkpoint", None)
+    if checkpoint is not None:
+        _register(database_url, run_id, "checkpoint", Path(checkpoint))
     status = "cancelled" if result.stopped_early else "succeeded"
-    finalize(database_url, run_id, status)
+    events.add("info", f"{status} after step {result.steps_completed}")
+    heartbeat.stop()
+    if not finalize(database_url, run_id, attempt, status):
+        raise RunLost(f"run {run_id} changed hands before attempt {attempt} could finish it")
     return status
+
+
+class PlacementMismatch(ValueError):
+    """The run reached a worker that cannot host it (a misrouted queue)."""
+
+
+def _fail(
+    claimed: Claim,
+    run_id: int,
+    database_url: str,
+    out_dir: Path,
+    exc: BaseException,
+    events: RunEventLog,
+    requeue: Requeue | None,
+) -> str:
+    attempt = claimed.attempt
+    failure = failures.classify(exc)
+    trace = failures.write_traceback(exc, out_dir, attempt)
+    try:
+        _register(database_url, run_id, "traceback", trace)
+    except Exception:  # the database may be the very thing that failed
+        log.warning("could not register %s", trace, exc_info=True)
+    retry = failure.retryable and attempt < claimed.max_attempts and requeue is not None
+    if retry:
+        assert requeue is not None
+        wait_s = failures.backoff_s(attempt)
+        events.add(
+            "warning", f"attempt {attempt} failed ({failure.reason}); retry in {wait_s:.0f} s"
+        )
+        queued = _finish(
+            database_url,
+            run_id,
+            attempt,
+            status="queued",
+            worker=None,
+            queued_at=utcnow() + timedelta(seconds=wait_s),
+            error=f"attempt {attempt} failed, will retry: {failure.reason}",
+        )
+        if queued:
+            requeue(run_id, claimed.queue, wait_s)  # lost sends are re-sent by the reaper
+            return "retrying"
+        return "lost"
+    reason = failure.reason
+    if failure.retryable and attempt >= claimed.max_attempts:
+        reason = f"gave up after {attempt} attempts: {reason}"
+    events.add("error", f"failed: {reason} (traceback: {trace.name})")
+    finalize(database_url, run_id, attempt, "failed", error=reason)
+    return "failed"
+
+
+# --- several GPUs: one process per GPU under accelerate ----------------------------------------
+
+#: How long a cancelled multi-GPU launch gets to stop by itself before it is killed.
+DISTRIBUTED_CANCEL_GRACE_S = 60.0
+DISTRIBUTED_POLL_S = 0.5
+
+
+def result_file(out_dir: Path, attempt: int) -> Path:
+    return out_dir / f"attempt-{attempt}-result.json"
+
+
+class DistributedFailure(RuntimeError):
+    """The launched processes failed; the message is the child's one-line reason."""
+
+
+def _train_distributed(
+    claimed: Claim,
+    run_id: int,
+    database_url: str,
+    out_dir: Path,
+    heartbeat: Heartbeat,
+    gpus: list[str],
+) -> str:
+    """Launch `workers.distributed` under accelerate and watch it; the heartbeat stays here."""
+    command = placement.accelerate_command(
+        run_id=run_id,
+        attempt=claimed.attempt,
+        gpu_ids=gpus[: claimed.config.resources.gpus],
+        main_process_port=placement.free_local_port(),
+    )
+    process = subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL)
+    cancel_seen: float | None = None
+    while process.poll() is None:
+        if heartbeat.lost.is_set():
+            _kill_group(process)
+            raise RunLost(f"run {run_id} was re-queued while its launch ran")
+        if heartbeat.cancel_requested.is_set():
+            cancel_seen = cancel_seen or time.monotonic()
+            if time.monotonic() - cancel_seen > DISTRIBUTED_CANCEL_GRACE_S:
+                _kill_group(process)
+                finalize(database_url, run_id, claimed.attempt, "cancelled", "force-terminated")
+                return "cancelled"
+        time.sleep(DISTRIBUTED_POLL_S)
+    outcome_path = result_file(out_dir, claimed.attempt)
+    outcome = json.loads(outcome_path.read_text()) if outcome_path.is_file() else {}
+    status = outcome.get("status")
+    if process.returncode != 0 or status not in ("succeeded", "cancelled"):
+        reason = outcome.get("reason") or f"accelerate launch exited with {process.returncode}"
+        raise DistributedFailure(reason)
+    heartbeat.stop()
+    if not finalize(database_url, run_id, claimed.attempt, status):
+        raise RunLost(f"run {run_id} changed hands before attempt {claimed.attempt} finished")
+    return str(status)
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it may have exited by itself meanwhile
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()

@@ -1,9 +1,19 @@
-"""Where a running trainer's numbers go: batched, idempotent writes to SQL."""
+"""Where a running trainer's numbers go: batched, idempotent writes to SQL, plus progress.
+
+Points are buffered and written in one short transaction per flush (never a transaction open
+during a step). Each flush also records progress on the run row: step/total, tokens/s and an ETA.
+
+Exactly-once across attempts: points are unique on (run, key, step) and the insert ignores
+replays, so an attempt resumed from a checkpoint may re-report steps the previous attempt had
+already written. The sink flushes synchronously on every checkpoint step (the trainer saves right
+after reporting it), so no checkpoint ever gets ahead of the stored points: nothing is lost.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from datetime import timedelta
 
 from sqlalchemy import update
 
@@ -14,21 +24,34 @@ from backend.db.session import session_scope
 
 FLUSH_EVERY_POINTS = 500
 FLUSH_EVERY_S = 1.0
+#: Smoothing of the step time behind the ETA (higher: follows recent steps more closely).
+STEP_TIME_SMOOTHING = 0.3
 
 
 class DbMetricSink:
-    """Buffers points and writes them in one short transaction per flush.
+    """Buffers points and flushes them with the run's progress.
 
-    Each flush also records progress and a heartbeat, so the run page moves with the metrics.
-    No transaction stays open between flushes (training never holds the database).
+    `attempt`, when given, fences the progress update: a stale attempt cannot move the row.
     """
 
-    def __init__(self, database_url: str, run_id: int, total_steps: int) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        run_id: int,
+        total_steps: int,
+        *,
+        attempt: int | None = None,
+        checkpoint_every: int = 0,
+    ) -> None:
         self.database_url = database_url
         self.run_id = run_id
         self.total_steps = max(total_steps, 1)
+        self.attempt = attempt
+        self.checkpoint_every = checkpoint_every
         self._buffer: list[dict[str, object]] = []
         self._last_step = 0
+        self._tokens_per_s: float | None = None
+        self._step_s: float | None = None
         self._last_flush = time.monotonic()
 
     def __call__(self, step: int, metrics: Mapping[str, float]) -> None:
@@ -44,21 +67,56 @@ class DbMetricSink:
             for key, value in metrics.items()
         )
         self._last_step = max(self._last_step, step)
+        if "sys/tokens_per_s" in metrics:
+            self._tokens_per_s = float(metrics["sys/tokens_per_s"])
+        if "sys/step_s" in metrics:
+            step_s = float(metrics["sys/step_s"])
+            previous = self._step_s
+            self._step_s = (
+                step_s
+                if previous is None
+                else STEP_TIME_SMOOTHING * step_s + (1 - STEP_TIME_SMOOTHING) * previous
+            )
+        checkpoint_next = self.checkpoint_every > 0 and step % self.checkpoint_every == 0
         due = time.monotonic() - self._last_flush >= FLUSH_EVERY_S
-        if due or len(self._buffer) >= FLUSH_EVERY_POINTS:
+        full = len(self._buffer) >= FLUSH_EVERY_POINTS
+        if checkpoint_next or step >= self.total_steps or due or full:
             self.flush()
+
+    def progress_values(self) -> dict[str, object]:
+        values: dict[str, object] = {
+            "step": self._last_step,
+            "progress": min(self._last_step / self.total_steps, 1.0),
+            "heartbeat_at": utcnow(),
+        }
+        if self._tokens_per_s is not None:
+            values["tokens_per_s"] = self._tokens_per_s
+        if self._step_s is not None:
+            remaining = max(self.total_steps - self._last_step, 0) * self._step_s
+            values["eta_at"] = utcnow() + timedelta(seconds=remaining)
+        return values
 
     def flush(self) -> None:
         rows, self._buffer = self._buffer, []
-        with session_scope(self.database_url) as session:
-            insert_metric_points(session, rows)
-            session.execute(
-                update(Run)
-                .where(Run.id == self.run_id)
-                .values(
-                    step=self._last_step,
-                    progress=min(self._last_step / self.total_steps, 1.0),
-                    heartbeat_at=utcnow(),
-                )
-            )
+        try:
+            with session_scope(self.database_url) as session:
+                insert_metric_points(session, rows)
+                if self._last_step:
+                    where = [Run.id == self.run_id]
+                    if self.attempt is not None:
+                        where += [Run.attempt == self.attempt, Run.status == "running"]
+                    session.execute(update(Run).where(*where).values(**self.progress_values()))
+        except Exception:
+            self._buffer = rows + self._buffer  # nothing is dropped: the next flush retries
+            raise
         self._last_flush = time.monotonic()
+
+
+class NullSink:
+    """For ranks other than 0 of a multi-GPU run: rank 0 alone reports."""
+
+    def __call__(self, step: int, metrics: Mapping[str, float]) -> None:
+        return None
+
+    def flush(self) -> None:
+        return None

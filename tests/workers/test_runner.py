@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
+from typing import Any
 
+import pytest
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select, update
 
-from backend.db.models import MetricPoint, Run
+from backend.db.models import Artifact, MetricPoint, Run, RunEvent
 from backend.db.session import session_scope
 from backend.runs.service import create_run
+from unisd_core import trainer
 from unisd_core.config import RunConfig
-from workers.runner import execute
+from workers import runner
 
 
-def new_run(url: str, **raw: object) -> int:
+def new_run(url: str, **raw: Any) -> int:
+    """An SFT run of the tiny model (the fastest objective), batch 1, unless `raw` says more."""
+    raw = {
+        "preset": "sft",
+        **raw,
+        "train": {"max_steps": 3, "batch_size": 1, **raw.get("train", {})},
+    }
     with session_scope(url) as session:
         return create_run(session, RunConfig.model_validate(raw), queue="cpu").id
 
@@ -35,10 +46,23 @@ def points(url: str, run_id: int) -> list[tuple[str, int]]:
         return sorted((key, step) for key, step in rows)
 
 
-def test_run_it_twice_executes_once(sqlite_url: str) -> None:
+def events(url: str, run_id: int) -> list[str]:
+    with session_scope(url) as session:
+        return list(
+            session.scalars(
+                select(RunEvent.message).where(RunEvent.run_id == run_id).order_by(RunEvent.id)
+            )
+        )
+
+
+def execute(url: str, run_id: int, tmp_path: Path, worker: str = "w", **kwargs: Any) -> str:
+    return runner.execute(run_id, url, worker=worker, runs_dir=tmp_path / "runs", **kwargs)
+
+
+def test_run_it_twice_executes_once(sqlite_url: str, tmp_path: Path) -> None:
     run_id = new_run(sqlite_url, train={"max_steps": 3, "batch_size": 2})
-    assert execute(run_id, sqlite_url, worker="w1") == "succeeded"
-    assert execute(run_id, sqlite_url, worker="w2") == "skipped"
+    assert execute(sqlite_url, run_id, tmp_path, "w1") == "succeeded"
+    assert execute(sqlite_url, run_id, tmp_path, "w2") == "skipped"
     run = get(sqlite_url, run_id)
     assert (run.status, run.worker, run.attempt, run.step, run.progress) == (
         "succeeded",
@@ -48,31 +72,74 @@ def test_run_it_twice_executes_once(sqlite_url: str) -> None:
         1.0,
     )
     assert run.started_at and run.finished_at and run.finished_at >= run.started_at
+    assert run.tokens_per_s and run.tokens_per_s > 0 and run.eta_at is not None
+    assert run.env and run.env["hostname"] and "torch" in run.env["versions"]
     recorded = points(sqlite_url, run_id)
-    assert len(recorded) == len(set(recorded)) == 3 * 4
+    assert len(recorded) == len(set(recorded))
     assert {step for key, step in recorded if key == "loss/total"} == {1, 2, 3}
+    log = events(sqlite_url, run_id)
+    assert log[0].startswith("attempt 1/3 started on w1") and "succeeded after step 3" in log[-1]
 
 
-def test_a_cancelled_queued_run_never_starts(sqlite_url: str) -> None:
+def test_a_cancelled_queued_run_never_starts(sqlite_url: str, tmp_path: Path) -> None:
     run_id = new_run(sqlite_url)
     with session_scope(sqlite_url) as session:
         session.execute(
             update(Run).where(Run.id == run_id).values(status="cancelled", cancel_requested=True)
         )
-    assert execute(run_id, sqlite_url, worker="w") == "skipped"
+    assert execute(sqlite_url, run_id, tmp_path) == "skipped"
     assert get(sqlite_url, run_id).started_at is None
     assert points(sqlite_url, run_id) == []
 
 
-def test_a_missing_model_fails_with_a_reason(sqlite_url: str) -> None:
+def test_a_missing_model_fails_with_a_reason_and_a_traceback(
+    sqlite_url: str, tmp_path: Path
+) -> None:
     run_id = new_run(sqlite_url, model={"name_or_path": "/nonexistent/model-dir"})
-    assert execute(run_id, sqlite_url, worker="w") == "failed"
+    sent: list[tuple[int, str, float]] = []
+    outcome = execute(sqlite_url, run_id, tmp_path, requeue=lambda *a: sent.append(a))
+    assert outcome == "failed" and sent == []  # a missing model is not worth retrying
     run = get(sqlite_url, run_id)
-    assert run.status == "failed"
-    assert run.error and "/nonexistent/model-dir" in run.error
+    assert run.status == "failed" and run.attempt == 1
+    assert run.error and "/nonexistent/model-dir" in run.error and "\n" not in run.error
+    trace = tmp_path / "runs" / str(run_id) / "traceback-attempt-1.txt"
+    assert "Traceback" in trace.read_text()
+    with session_scope(sqlite_url) as session:
+        kinds = session.execute(
+            select(Artifact.kind, Artifact.name).where(Artifact.run_id == run_id)
+        ).all()
+    assert ("traceback", trace.name) in kinds
+    assert any(line.startswith("failed: ") for line in events(sqlite_url, run_id))
 
 
-def test_cancel_while_running_stops_at_a_step_boundary(sqlite_url: str) -> None:
+def test_a_transient_error_is_retried_with_backoff(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first attempt loses its database connection; the second resumes and succeeds."""
+    real_train = trainer.train
+    calls: list[int] = []
+
+    def flaky_train(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise sa_exc.OperationalError("SELECT 1", {}, ConnectionError("server closed"))
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "train", flaky_train)
+    run_id = new_run(sqlite_url, train={"max_steps": 2, "batch_size": 1})
+    sent: list[tuple[int, str, float]] = []
+    requeue = lambda *a: sent.append(a)  # noqa: E731
+    assert execute(sqlite_url, run_id, tmp_path, requeue=requeue) == "retrying"
+    run = get(sqlite_url, run_id)
+    assert run.status == "queued" and run.attempt == 1 and run.worker is None
+    assert run.queued_at is not None and run.error and "OperationalError" in run.error
+    assert sent == [(run_id, "cpu", 5.0)]
+    assert execute(sqlite_url, run_id, tmp_path, requeue=requeue) == "succeeded"
+    run = get(sqlite_url, run_id)
+    assert (run.status, run.attempt, run.error) == ("succeeded", 2, None)
+
+
+def test_cancel_while_running_stops_at_a_step_boundary(sqlite_url: str, tmp_path: Path) -> None:
     run_id = new_run(sqlite_url, train={"max_steps": 500, "batch_size": 1})
 
     def cancel_once_started() -> None:
@@ -84,7 +151,7 @@ def test_cancel_while_running_stops_at_a_step_boundary(sqlite_url: str) -> None:
 
     canceller = threading.Thread(target=cancel_once_started)
     canceller.start()
-    assert execute(run_id, sqlite_url, worker="w") == "cancelled"
+    assert execute(sqlite_url, run_id, tmp_path) == "cancelled"
     canceller.join()
     run = get(sqlite_url, run_id)
     assert run.status == "cancelled" and 1 <= run.step < 500
@@ -92,4 +159,50 @@ def test_cancel_while_running_stops_at_a_step_boundary(sqlite_url: str) -> None:
         stored = session.scalar(
             select(func.max(MetricPoint.step)).where(MetricPoint.run_id == run_id)
         )
+        kinds = set(session.scalars(select(Artifact.kind).where(Artifact.run_id == run_id)))
     assert stored == run.step  # every step reported before the stop reached the database
+    assert "checkpoint" in kinds  # the stop saved one to resume from
+    assert any("cancel requested" in line for line in events(sqlite_url, run_id))
+
+
+def test_an_attempt_resumes_from_the_last_checkpoint(sqlite_url: str, tmp_path: Path) -> None:
+    """A second attempt (after a lost worker) continues after the checkpoint, not from zero."""
+    run_id = new_run(sqlite_url, train={"max_steps": 4, "batch_size": 1, "checkpoint_every": 2})
+    assert execute(sqlite_url, run_id, tmp_path) == "succeeded"
+    # As if the worker had died after step 4's checkpoint and the reaper re-queued the run
+    # (with two more steps to go, so the resumed attempt has work to do).
+    config = get(sqlite_url, run_id).config
+    longer = {**config, "train": {**config["train"], "max_steps": 6}}
+    with session_scope(sqlite_url) as session:
+        session.execute(
+            update(Run)
+            .where(Run.id == run_id)
+            .values(status="queued", config=longer, total_steps=6)
+        )
+    assert execute(sqlite_url, run_id, tmp_path) == "succeeded"
+    run = get(sqlite_url, run_id)
+    assert (run.attempt, run.step) == (2, 6)
+    steps = [step for key, step in points(sqlite_url, run_id) if key == "loss/total"]
+    assert steps == [1, 2, 3, 4, 5, 6]  # unique and gap-free across the two attempts
+    assert any("resuming from the last checkpoint" in line for line in events(sqlite_url, run_id))
+
+
+def test_a_reaped_attempt_stops_without_touching_the_run(sqlite_url: str, tmp_path: Path) -> None:
+    """Fencing: once the run belongs to a newer attempt, the old one writes nothing more."""
+    run_id = new_run(sqlite_url, train={"max_steps": 500, "batch_size": 1})
+
+    def steal_once_started() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and get(sqlite_url, run_id).step < 1:
+            time.sleep(0.05)
+        with session_scope(sqlite_url) as session:  # what a reaper + a new claim would do
+            session.execute(
+                update(Run).where(Run.id == run_id).values(attempt=Run.attempt + 1, worker="w2")
+            )
+
+    thief = threading.Thread(target=steal_once_started)
+    thief.start()
+    assert execute(sqlite_url, run_id, tmp_path, "w1") == "lost"
+    thief.join()
+    run = get(sqlite_url, run_id)
+    assert (run.status, run.worker, run.attempt, run.finished_at) == ("running", "w2", 2, None)

@@ -58,6 +58,14 @@ class Run(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
+    # Execution by the workers: attempts the reaper may start, when the run (re)entered the
+    # queue (a retry's backoff sets it in the future), its Celery task, live throughput and ETA.
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3, server_default=text("3"))
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    task_id: Mapped[str | None] = mapped_column(String(64))
+    tokens_per_s: Mapped[float | None] = mapped_column(Float)
+    eta_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
     # Ownership and grouping.
     experiment_id: Mapped[int | None] = mapped_column(
         ForeignKey("experiment.id", ondelete="SET NULL"), index=True
