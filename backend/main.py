@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, FastAPI
 
+from backend.analysis.router import router as analysis_router
 from backend.artifacts.router import router as artifacts_router
 from backend.auth.router import public_router as auth_public_router
 from backend.auth.router import router as auth_router
@@ -15,6 +16,7 @@ from backend.metrics.router import router as metrics_router
 from backend.observability import BodySizeLimit, install_observability
 from backend.runs.router import router as runs_router
 from backend.settings import Settings, get_settings
+from backend.sweeps.router import router as sweeps_router
 
 API_PREFIX = "/api/v1"
 
@@ -43,6 +45,8 @@ def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> Fas
         evaluations_router,
         artifacts_router,
         experiments_router,
+        sweeps_router,
+        analysis_router,
     )
     for router in routers:
         app.include_router(router, prefix=API_PREFIX, dependencies=authenticated)
