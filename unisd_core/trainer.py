@@ -45,7 +45,7 @@ from unisd_core.objectives import (
     negative_log_likelihood,
 )
 from unisd_core.scoring import Packed, forward_completions, pack, token_logps
-from unisd_core.teachers import contexts
+from unisd_core.teachers import cache, contexts
 from unisd_core.teachers.negatives import (
     Negative,
     deterministic_negative,
@@ -270,7 +270,23 @@ class StepRunner:
                 seed=seed,
             )
 
+    def _cache_key(self) -> tuple[Any, ...]:
+        cfg = self.cfg
+        return (
+            cfg.data.benchmark,
+            cfg.data.source,
+            cfg.data.train_split,
+            cfg.model.name_or_path,
+            cfg.model.revision,
+            cfg.train.seed,
+            AUX_GENERATION_TOKENS,
+        )
+
     def _induce(self, requests: list[list[dict[str, str]]]) -> list[str]:
+        path = cache.cache_path("induction", *self._cache_key(), requests)
+        cached = cache.load(path)
+        if isinstance(cached, list) and len(cached) == len(requests):
+            return [str(text) for text in cached]
         outs = self._sample_from_base(
             [self._encode(r) for r in requests],
             seed=self.cfg.train.seed,
@@ -278,25 +294,43 @@ class StepRunner:
             top_p=1.0,
             max_new_tokens=AUX_GENERATION_TOKENS,
         )
-        return [g.text for g in outs]
+        texts = [g.text for g in outs]
+        cache.save(path, texts)
+        return texts
 
     def _generate_negatives(self, indices: list[int]) -> None:
-        wrongs = {}
+        """Model-written rationales for wrong options, cached per (dataset, model, seed)."""
+        path = cache.cache_path("negatives", *self._cache_key())
+        stored = cache.load(path)
+        stored = stored if isinstance(stored, dict) else {}
+        missing = []
         for i in indices:
+            hit = stored.get(self.examples[i].id)
+            if isinstance(hit, list) and len(hit) == 2:
+                self.generated_negatives[i] = Negative(answer=hit[0], rationale=hit[1])
+            else:
+                missing.append(i)
+        if not missing:
+            return
+        wrongs = {}
+        for i in missing:
             rng = random.Random(f"{self.cfg.train.seed}:{self.examples[i].id}")
             wrongs[i] = wrong_letter(self.examples[i], rng)
         outs = self._sample_from_base(
             [
                 self._encode(rationale_request_messages(self.examples[i], wrongs[i]))
-                for i in indices
+                for i in missing
             ],
-            seed=self.cfg.train.seed + min(indices),
+            seed=self.cfg.train.seed + min(missing),
             temperature=0.7,
             top_p=1.0,
             max_new_tokens=AUX_GENERATION_TOKENS,
         )
-        for i, out in zip(indices, outs, strict=True):
-            self.generated_negatives[i] = Negative(answer=wrongs[i], rationale=out.text.strip())
+        for i, out in zip(missing, outs, strict=True):
+            negative = Negative(answer=wrongs[i], rationale=out.text.strip())
+            self.generated_negatives[i] = negative
+            stored[self.examples[i].id] = [negative.answer, negative.rationale]
+        cache.save(path, stored)
 
     # --- the step -----------------------------------------------------------------------------
 

@@ -15,3 +15,11 @@ def _one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Model-written teacher texts are cached on disk; tests must not share the user's cache."""
+    monkeypatch.setenv("UNISD_TEACHER_CACHE_DIR", str(tmp_path_factory.mktemp("teacher-cache")))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 import pytest
 
@@ -100,3 +102,11 @@ def test_other_context_sources_and_negatives(overrides: dict) -> None:
     assert result.info["agreement_contexts"] == overrides["agreement"]["context_source"]
     assert max(values(sink, "agreement/disagreement")) > 0.0
     assert all(math.isfinite(v) for v in values(sink, "loss/total"))
+    if overrides["agreement"]["context_source"] == "induction":
+        cached = {
+            p.name.split("-")[0] for p in Path(os.environ["UNISD_TEACHER_CACHE_DIR"]).iterdir()
+        }
+        assert cached == {"induction", "negatives"}
+        again = ListSink()
+        train(fast_config(**overrides), again)  # served from the cache: same texts, same losses
+        assert again.points["loss/total"] == sink.points["loss/total"]
