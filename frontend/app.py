@@ -141,14 +141,12 @@ def create_ui(api_url: str, token: str | None = None) -> gr.Blocks:
             new["clone"],
             [studio.token, detail["select"]],
             [new["yaml_status"], new["preset"], *new["inputs"]],
-        ).then(lambda: gr.Tabs(selected="new"), None, [tabs]).then(
-            new["review"], [new["preset"], *new["inputs"]], new["review_out"]
-        )
+        ).then(lambda: gr.Tabs(selected="new"), None, [tabs])
         new["clone_button"].click(
             new["clone"],
             [studio.token, new["clone_from"]],
             [new["yaml_status"], new["preset"], *new["inputs"]],
-        ).then(new["review"], [new["preset"], *new["inputs"]], new["review_out"])
+        )
         ui.load(new["review"], [new["preset"], *new["inputs"]], new["review_out"])
         ui.load(acc["describe"], [studio.token], acc["show"])
         ui.load(design["preview_fn"], design["inputs"], [design["matrix"], design["summary"]])

@@ -32,6 +32,9 @@ class ApiError(RuntimeError):
         return self.status in (404, 405) and "not found" in self.message.lower()
 
 
+SESSION_COOKIE = "unisd_session"
+
+
 class Model(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -57,9 +60,11 @@ class Run(Model):
     notes: str | None = None
     sweep_id: int | None = None
     experiment_id: int | None = None
-    eta_s: float | None = None
+    eta_at: datetime | None = None
+    tokens_per_s: float | None = None
     queue_position: int | None = None
-    latest_metrics: dict[str, float] = {}
+    design_point: dict[str, Any] | None = None
+    latest: dict[str, float] | None = None
 
 
 class Point(Model):
@@ -69,7 +74,9 @@ class Point(Model):
 
 
 class Evaluation(Model):
+    run_id: int | None = None
     benchmark: str
+    split: str | None = None
     metric: str
     value: float
     n: int | None = None
@@ -88,15 +95,40 @@ class RunEvent(Model):
     message: str
 
 
+class SweepProgress(Model):
+    total: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    running: int = 0
+    queued: int = 0
+    fraction_done: float = 0.0
+
+
 class Sweep(Model):
     id: int
     name: str | None = None
     status: str = ""
     design: str | None = None
-    factors: Any = None
-    seeds: Any = None
+    base_preset: str | None = None
+    factors: list[Any] = []
+    seeds: list[Any] = []
+    run_count: int = 0
+    estimated_gpu_hours: float | None = None
+    progress: SweepProgress | None = None
     run_ids: list[int] = []
     created_at: datetime | None = None
+
+
+class SweepPreview(Model):
+    design: str
+    factors: list[str] = []
+    seeds: list[int] = []
+    points: list[dict[str, Any]] = []
+    run_count: int
+    estimated_gpu_hours: float
+    estimate_basis: str = ""
+    aliases: dict[str, list[str]] = {}
 
 
 class Experiment(Model):
@@ -123,12 +155,22 @@ def _items(body: Any) -> list[Any]:
     return list(body) if isinstance(body, list) else []
 
 
+SESSION_PREFIX = "session:"
+
+
 class StudioClient:
-    def __init__(self, base_url: str, token: str | None = None, timeout: float = 15.0) -> None:
+    """`token` is an API token, or `session:<cookie>` for a user signed in with a password."""
+
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers: dict[str, str] = {}
+        cookies: dict[str, str] = {}
+        if token and token.startswith(SESSION_PREFIX):
+            cookies[SESSION_COOKIE] = token.removeprefix(SESSION_PREFIX)
+        elif token:
+            headers["Authorization"] = f"Bearer {token}"
         self._http = httpx.Client(
-            base_url=f"{self.base_url}/api/v1", headers=headers, timeout=timeout
+            base_url=f"{self.base_url}/api/v1", headers=headers, cookies=cookies, timeout=timeout
         )
 
     def with_token(self, token: str | None) -> StudioClient:
@@ -165,6 +207,7 @@ class StudioClient:
         return Run.model_validate(self._request("POST", "/runs", json=config))
 
     def list_runs(self, limit: int = 200, **filters: Any) -> list[Run]:
+        """Newest first; filters: status, preset, q (text), sweep_id, tag, latest (keys)."""
         params = {"limit": limit, **{k: v for k, v in filters.items() if v not in (None, "")}}
         return [Run.model_validate(i) for i in _items(self._request("GET", "/runs", params=params))]
 
@@ -179,6 +222,10 @@ class StudioClient:
 
     def delete_run(self, run_id: int) -> None:
         self._request("DELETE", f"/runs/{run_id}")
+
+    def clone_run(self, run_id: int, overrides: dict[str, Any] | None = None) -> Run:
+        body = {"overrides": overrides or {}}
+        return Run.model_validate(self._request("POST", f"/runs/{run_id}/clone", json=body))
 
     def update_run(
         self, run_id: int, *, tags: list[str] | None = None, notes: str | None = None
@@ -207,6 +254,15 @@ class StudioClient:
         body = self._request("GET", f"/runs/{run_id}/evaluations")
         return [Evaluation.model_validate(e) for e in _items(body)]
 
+    def evaluations_for(self, run_ids: list[int]) -> list[Evaluation]:
+        if not run_ids:
+            return []
+        params = {"run_ids": ",".join(map(str, run_ids))}
+        return [
+            Evaluation.model_validate(e)
+            for e in _items(self._request("GET", "/evaluations", params=params))
+        ]
+
     def artifacts(self, run_id: int) -> list[Artifact]:
         body = self._request("GET", f"/runs/{run_id}/artifacts")
         return [Artifact.model_validate(a) for a in _items(body)]
@@ -225,6 +281,9 @@ class StudioClient:
 
     # --- sweeps ----------------------------------------------------------------------------
 
+    def preview_sweep(self, body: dict[str, Any]) -> SweepPreview:
+        return SweepPreview.model_validate(self._request("POST", "/sweeps/preview", json=body))
+
     def create_sweep(self, body: dict[str, Any]) -> Sweep:
         return Sweep.model_validate(self._request("POST", "/sweeps", json=body))
 
@@ -241,15 +300,24 @@ class StudioClient:
     # --- accounts --------------------------------------------------------------------------
 
     def login(self, email: str, password: str) -> str:
-        """The API token of a user session (login answers with a token or sets a cookie)."""
-        body = self._request("POST", "/auth/login", json={"email": email, "password": password})
-        token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
-        if not token:
-            raise ApiError(500, "login succeeded but the API returned no token")
-        return str(token)
+        """Sign in with a password: the session (as `session:<cookie>`) to act as that user."""
+        try:
+            response = self._http.post("/auth/login", json={"email": email, "password": password})
+        except httpx.HTTPError as exc:
+            raise ApiError(0, f"the API is unreachable ({exc.__class__.__name__})") from exc
+        if not response.is_success:
+            try:
+                error = response.json()["error"]
+                raise ApiError(response.status_code, error["message"], error.get("fields"))
+            except (ValueError, KeyError, TypeError):
+                raise ApiError(response.status_code, response.text[:300]) from None
+        cookie = response.cookies.get(SESSION_COOKIE)
+        if not cookie:
+            raise ApiError(500, "login succeeded but the API set no session")
+        return SESSION_PREFIX + cookie
 
     def me(self) -> dict[str, Any]:
-        body = self._request("GET", "/users/me")
+        body = self._request("GET", "/auth/me")
         return body if isinstance(body, dict) else {}
 
     def list_tokens(self) -> list[Token]:

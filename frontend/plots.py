@@ -96,7 +96,10 @@ def smooth(values: Sequence[float], weight: float) -> list[float]:
 
 
 def mean_ci(runs: Sequence[XY]) -> tuple[list[float], list[float], list[float], list[float]]:
-    """(x, mean, low, high) across seeds at the steps every run has; 95% t interval."""
+    """(x, mean, low, high) across seeds at each step; 95% t interval over the runs present.
+
+    Downsampled curves need not share every step, so a step counts with whichever runs have it.
+    """
     by_step: dict[float, list[float]] = {}
     for points in runs:
         for x, y in points:
@@ -104,8 +107,6 @@ def mean_ci(runs: Sequence[XY]) -> tuple[list[float], list[float], list[float], 
     xs, means, lows, highs = [], [], [], []
     for x in sorted(by_step):
         values = by_step[x]
-        if len(values) < len(runs):
-            continue
         n = len(values)
         mean = sum(values) / n
         if n > 1:

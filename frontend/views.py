@@ -59,11 +59,12 @@ def eta_seconds(run: Run, now: datetime | None = None) -> float | None:
     """Remaining time: the API's ETA when it gives one, else linear in progress since start."""
     if run.status != "running":
         return None
-    if run.eta_s is not None:
-        return run.eta_s
+    now = now or datetime.now(UTC)
+    if run.eta_at is not None:
+        eta = run.eta_at if run.eta_at.tzinfo else run.eta_at.replace(tzinfo=UTC)
+        return max(0.0, (eta - now).total_seconds())
     if run.started_at is None or run.progress <= 0:
         return None
-    now = now or datetime.now(UTC)
     started = run.started_at if run.started_at.tzinfo else run.started_at.replace(tzinfo=UTC)
     elapsed = (now - started).total_seconds()
     return elapsed * (1 - run.progress) / run.progress
@@ -79,7 +80,7 @@ def badges(config: Mapping[str, Any]) -> str:
 
 def key_metrics(run: Run) -> tuple[str, str]:
     """(last total loss, first eval score) from the run's latest metrics, when the API has them."""
-    latest = run.latest_metrics or {}
+    latest = run.latest or {}
     loss = latest.get("loss/total")
     scores = [v for k, v in sorted(latest.items()) if k.startswith("eval/")]
     return (
@@ -338,13 +339,18 @@ def diagnostic_keys() -> list[str]:
 
 
 def comparison_curves(
-    runs: Sequence[Run], points: Mapping[int, Sequence[Any]], *, axis: str = "step"
+    runs: Sequence[Run],
+    points: Mapping[int, Sequence[Any]],
+    *,
+    axis: str = "step",
+    max_points: int = 500,
 ) -> tuple[list[Any], str, str]:
     """(curves, x-axis title, note): one curve per run, labelled by its configuration.
 
     On the time axis x is minutes since the run's first point (when the API sends wall times).
+    Curves longer than `max_points` are reduced (extremes kept), whatever the server sent.
     """
-    from frontend.plots import Curve
+    from frontend.plots import Curve, downsample
 
     curves, missing_time = [], False
     for run in runs:
@@ -357,7 +363,8 @@ def comparison_curves(
         else:
             missing_time = missing_time or axis == "time"
             xy = [(p.step, p.value) for p in pts]
-        curves.append(Curve(run.id, run_label(run), xy, group=config_label(run)))
+        reduced = downsample(xy, max_points)
+        curves.append(Curve(run.id, run_label(run), reduced, group=config_label(run)))
     note = "The API sent no wall times: x is the step." if missing_time else ""
     x_title = "time (min)" if axis == "time" and not missing_time else "step"
     return curves, x_title, note
@@ -398,13 +405,20 @@ def interaction_cells(
     return [dict(r) for r in means.to_dict("records")]
 
 
-def analysis_view(body: Mapping[str, Any], response: str | None = None) -> AnalysisView:
+def analysis_view(
+    body: Mapping[str, Any],
+    response: str | None = None,
+    rows: Sequence[Mapping[str, Any]] = (),
+) -> AnalysisView:
+    """The API's analysis body, plus (from the sweep's runs) gains, frontier and interactions."""
     effects = records(_first(body, "effects", "main_effects"))
     responses = [str(r) for r in _first(body, "responses") or []]
+    if body.get("response"):
+        responses.insert(0, str(body["response"]))
     response = response or (responses[0] if responses else "")
     if response and any("response" in e for e in effects):
         effects = [e for e in effects if str(e.get("response")) == response]
-    comparisons = pd.DataFrame(records(_first(body, "comparisons", "paired_tests", "paired")))
+    comparisons = pd.DataFrame(records(_first(body, "paired", "comparisons", "paired_tests")))
     gains: dict[str, dict[str, float]] = {}
     for row in records(_first(body, "gains", "heatmap")):
         if response and "response" in row and str(row["response"]) != response:
@@ -431,8 +445,96 @@ def analysis_view(body: Mapping[str, Any], response: str | None = None) -> Analy
         )
     factors = [str(f) for f in _first(body, "factors") or []]
     cells: list[dict[str, Any]] = []
-    table = records(_first(body, "table", "runs"))
+    table = records(_first(body, "table", "runs")) or [dict(r) for r in rows]
     if len(factors) >= 2 and response:
         cells = interaction_cells(table, factors[0], factors[1], response)
+    if not gains and rows:
+        metric = response.rsplit("/", 1)[-1] if response.startswith("eval/") else "accuracy"
+        gains = gains_over_base(rows, factors, metric)
+    if not frontier and rows and response:
+        keys = {k for r in rows for k in r}
+        kept = next((k for k in sorted(keys) if "retention" in k or k.endswith("/ppl")), None)
+        if kept:
+            frontier = pareto_points(rows, response, kept)
     notes = [str(n) for n in body.get("notes") or []]
+    if body.get("note"):
+        notes.append(str(body["note"]))
+    if body.get("n_missing"):
+        notes.append(f"{body['n_missing']} run(s) have no value of the response yet.")
     return AnalysisView(effects, comparisons, gains, frontier, cells, factors, response, notes)
+
+
+def sweep_table(runs: Sequence[Run], evaluations: Sequence[Evaluation]) -> list[dict[str, Any]]:
+    """One row per run of an ablation: its design levels, seed and every evaluation score."""
+    by_run: dict[int, list[Evaluation]] = {}
+    for ev in evaluations:
+        if ev.run_id is not None:
+            by_run.setdefault(ev.run_id, []).append(ev)
+    rows = []
+    for run in runs:
+        point = dict(run.design_point or {})
+        label = str(point.pop("label", config_label(run)))
+        row: dict[str, Any] = {"run": run.id, "label": label, "seed": run.seed, **point}
+        for ev in by_run.get(run.id, []):
+            row[f"eval/{ev.benchmark}/{ev.metric}"] = ev.value
+        for key, value in (run.latest or {}).items():
+            row.setdefault(key, value)
+        rows.append(row)
+    return rows
+
+
+def _base_label(rows: Sequence[Mapping[str, Any]], factors: Sequence[str]) -> str | None:
+    """The configuration with every factor at its lowest level (all components off)."""
+    present = [f for f in factors if any(f in r for r in rows)]
+    if not present:
+        return None
+    lowest = {f: min(r[f] for r in rows if f in r) for f in present}
+    for row in rows:
+        if all(row.get(f) == lowest[f] for f in present):
+            return str(row["label"])
+    return None
+
+
+def gains_over_base(
+    rows: Sequence[Mapping[str, Any]], factors: Sequence[str], metric: str = "accuracy"
+) -> dict[str, dict[str, float]]:
+    """Configuration x benchmark: mean score minus the base configuration's mean score."""
+    frame = pd.DataFrame(list(rows))
+    base = _base_label(rows, factors)
+    columns = [c for c in frame.columns if c.startswith("eval/") and c.endswith(f"/{metric}")]
+    if frame.empty or base is None or not columns:
+        return {}
+    means = frame.groupby("label")[columns].mean()
+    gains: dict[str, dict[str, float]] = {}
+    for label in means.index:
+        if label == base:
+            continue
+        for column in columns:
+            value = means.loc[label, column] - means.loc[base, column]
+            if pd.notna(value):
+                gains.setdefault(str(label), {})[column.split("/")[1]] = float(value)
+    return gains
+
+
+def pareto_points(
+    rows: Sequence[Mapping[str, Any]], accuracy: str, retention: str
+) -> list[dict[str, Any]]:
+    """Mean accuracy (higher is better) and retention perplexity (lower is better) per config."""
+    frame = pd.DataFrame(list(rows))
+    if frame.empty or accuracy not in frame or retention not in frame:
+        return []
+    means = frame.groupby("label")[[accuracy, retention]].mean().dropna()
+    scores = [
+        (str(label), float(r[accuracy]), float(r[retention])) for label, r in means.iterrows()
+    ]
+    return [
+        {
+            "label": label,
+            "accuracy": acc,
+            "retention": ppl,
+            "optimal": not any(
+                a >= acc and p <= ppl and (a > acc or p < ppl) for _, a, p in scores
+            ),
+        }
+        for label, acc, ppl in scores
+    ]

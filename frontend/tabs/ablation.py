@@ -16,7 +16,7 @@ from unisd_core.presets import PRESETS
 TAB = "ablation"
 #: Hyper-parameters offered as extra factors: every numeric field of the config.
 NUMERIC_PATHS = [s.path for s in forms.SPECS if s.kind in ("int", "float")]
-SWEEP_COLUMNS = ["id", "name", "status", "design", "runs"]
+SWEEP_COLUMNS = ["id", "name", "status", "design", "runs", "done"]
 DESIGN_LABELS = {
     "full": "full factorial (2^k)",
     "fractional": "half fraction (2^(k-1), k >= 3)",
@@ -48,7 +48,7 @@ def plan(
     for row in rows:
         assignments = {k: v for k, v in row.items() if k not in ("config", "seed")}
         payload = forms.with_overrides(base, assignments)
-        payload = forms.with_overrides(payload, {"train.seed": 42 + int(row["seed"])})
+        payload = forms.with_overrides(payload, {"train.seed": int(row["seed"])})
         payloads.append(payload)
     problems = {e for p in payloads for e in [forms.validation_message(p)] if e}
     minutes = sum(forms.estimate(p).minutes or 0.0 for p in payloads)
@@ -61,6 +61,42 @@ def plan(
     if problems:
         summary += "\n\n**Problem:** " + "; ".join(sorted(problems))
     return pd.DataFrame(rows), summary, payloads
+
+
+def sweep_body(
+    name: str,
+    preset: str,
+    model: str,
+    benchmark: str,
+    steps: float | None,
+    components: list[str],
+    extra: list[tuple[str, str]],
+    design: str,
+    seeds: float | None,
+) -> dict[str, Any]:
+    """The request body of `POST /sweeps` (and `/sweeps/preview`)."""
+    base = base_payload(preset, model, benchmark, steps)
+    base.pop("preset", None)
+    factors: list[dict[str, Any]] = [{"name": c} for c in components]
+    for path, levels in extra:
+        if path and levels.strip():
+            factors.append({"name": path, "levels": forms.parse_levels(levels)})
+    return {
+        "name": name or "ablation",
+        "base_preset": preset,
+        "base": base,
+        "factors": factors,
+        "design": design,
+        "seeds": int(seeds or 1),
+    }
+
+
+def preview_frame(points: list[dict[str, Any]], seeds: list[int]) -> pd.DataFrame:
+    rows = []
+    for index, point in enumerate(points, start=1):
+        for seed in seeds:
+            rows.append({"config": index, **point.get("levels", {}), "seed": seed})
+    return pd.DataFrame(rows)
 
 
 def build(studio: Studio) -> dict[str, Any]:
@@ -130,12 +166,33 @@ def build(studio: Studio) -> dict[str, Any]:
     def extras(values: tuple[Any, ...]) -> list[tuple[str, str]]:
         return [(values[i] or "", values[i + 1] or "") for i in range(0, len(values), 2)]
 
-    def do_preview(*args: Any) -> tuple[pd.DataFrame, str]:
+    def do_preview(token: str | None, *args: Any) -> tuple[pd.DataFrame, str]:
         preset_, model_, bench_, steps_, comps, design_, seeds_, *rest = args
         frame, text, _ = plan(
             preset_, model_, bench_, steps_, comps, extras(tuple(rest)), design_, seeds_
         )
-        return frame, text
+        if not comps and not any(p for p, _ in extras(tuple(rest))):
+            return frame, "Pick at least one factor."
+        body = sweep_body(
+            "preview", preset_, model_, bench_, steps_, comps, extras(tuple(rest)), design_, seeds_
+        )
+        try:
+            preview_ = studio.api(token).preview_sweep(body)
+        except ApiError as exc:
+            if exc.missing_endpoint:
+                return frame, text
+            return frame, f"**Design not valid:** {error_text(exc, 'preview the design')}"
+        configs = len(preview_.points)
+        text = (
+            f"**{preview_.run_count} runs** = {configs} configurations x "
+            f"{len(preview_.seeds)} seed(s) · design: {DESIGN_LABELS.get(design_, design_)} · "
+            f"estimated compute: ~{preview_.estimated_gpu_hours:.2f} GPU-hours "
+            f"({preview_.estimate_basis})"
+        )
+        if preview_.aliases:
+            aliased = "; ".join(f"{k} = {', '.join(v)}" for k, v in preview_.aliases.items())
+            text += f"\n\nAliased effects: {aliased}"
+        return preview_frame(preview_.points, preview_.seeds), text
 
     def do_queue(token: str | None, name_: str, *args: Any) -> str:
         preset_, model_, bench_, steps_, comps, design_, seeds_, *rest = args
@@ -149,13 +206,9 @@ def build(studio: Studio) -> dict[str, Any]:
         if any(problems):
             return "**Not queued.** " + "; ".join(sorted({p for p in problems if p}))
         client = studio.api(token)
-        body = {
-            "name": name_ or "ablation",
-            "base": base_payload(preset_, model_, bench_, steps_),
-            "factors": factors,
-            "design": design_,
-            "seeds": [42 + i for i in range(int(seeds_ or 1))],
-        }
+        body = sweep_body(
+            name_, preset_, model_, bench_, steps_, comps, extras(tuple(rest)), design_, seeds_
+        )
         try:
             sweep = client.create_sweep(body)
         except ApiError as exc:
@@ -173,7 +226,10 @@ def build(studio: Studio) -> dict[str, Any]:
                 + ",".join(map(str, queued))
                 + "`"
             )
-        return f"Sweep **{sweep.id}** queued with {len(frame)} runs. Analysis: `?sweep={sweep.id}`"
+        return (
+            f"Sweep **{sweep.id}** queued with {sweep.run_count or len(frame)} runs. "
+            f"Analysis: `?sweep={sweep.id}`"
+        )
 
     def sweeps(token: str | None) -> Any:
         try:
@@ -181,14 +237,25 @@ def build(studio: Studio) -> dict[str, Any]:
         except ApiError:
             return gr.skip()
         return pd.DataFrame(
-            [[s.id, s.name, s.status, s.design, len(s.run_ids)] for s in found],
+            [
+                [
+                    s.id,
+                    s.name,
+                    s.status,
+                    s.design,
+                    s.run_count,
+                    f"{(s.progress.fraction_done if s.progress else 0):.0%}",
+                ]
+                for s in found
+            ],
             columns=SWEEP_COLUMNS,
         )
 
     inputs = [preset, model, benchmark, steps, components, design, seeds, *extra_rows]
-    preview.click(do_preview, inputs, [matrix, summary])
+    preview_inputs = [studio.token, *inputs]
+    preview.click(do_preview, preview_inputs, [matrix, summary])
     for control in (components, design, seeds):
-        control.change(do_preview, inputs, [matrix, summary])
+        control.change(do_preview, preview_inputs, [matrix, summary])
     queue.click(do_queue, [studio.token, name, *inputs], [status]).then(
         sweeps, [studio.token], [sweeps_table]
     )
@@ -202,6 +269,6 @@ def build(studio: Studio) -> dict[str, Any]:
         "matrix": matrix,
         "sweeps": sweeps_table,
         "preview_fn": do_preview,
-        "inputs": inputs,
+        "inputs": preview_inputs,
         "summary": summary,
     }

@@ -16,6 +16,7 @@ from frontend.context import Studio, error_text
 from frontend.views import parse_ids
 
 TAB = "analysis"
+RETENTION_KEY = "retention/ppl"
 
 
 def export_files(
@@ -72,11 +73,17 @@ def build(studio: Studio) -> dict[str, Any]:
         if not sweep_ids:
             return ["Pick a sweep.", None, None, None, None, None, None]
         params = {"response": response_} if response_.strip() else {}
+        client = studio.api(token)
         try:
-            body = studio.api(token).sweep_analysis(sweep_ids[0], **params)
+            body = client.sweep_analysis(sweep_ids[0], **params)
         except ApiError as exc:
             return [error_text(exc, "analyse the sweep"), None, None, None, None, None, None]
-        view = views.analysis_view(body, response_.strip() or None)
+        try:
+            runs = client.list_runs(sweep_id=sweep_ids[0], limit=1000, latest=RETENTION_KEY)
+            rows = views.sweep_table(runs, client.evaluations_for([r.id for r in runs]))
+        except ApiError:
+            rows = []
+        view = views.analysis_view(body, response_.strip() or None, rows)
         figures: dict[str, go.Figure | None] = {
             "forest": plots.forest_plot(view.effects, title=f"Effects on {view.response} (95% CI)")
             if view.effects

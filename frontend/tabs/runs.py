@@ -10,12 +10,14 @@ import pandas as pd
 from frontend.client import ApiError, Run
 from frontend.context import Studio, error_text
 from frontend.views import filter_runs, parse_ids, run_label, runs_frame
-from unisd_core.config import COMPONENTS
+from unisd_core.config import BENCHMARKS, COMPONENTS
 from unisd_core.presets import PRESETS
 
 TAB = "runs"
 STATUSES = ("", "queued", "running", "succeeded", "failed", "cancelled")
 REFRESH_S = 2.0
+#: Latest values shown in the table: the total loss and the built-in benchmarks' accuracy.
+LATEST_KEYS = "loss/total," + ",".join(f"eval/{b}/accuracy" for b in BENCHMARKS)
 ACTIONS = {"cancel": "Cancel", "retry": "Retry", "delete": "Delete"}
 
 
@@ -72,7 +74,7 @@ def build(studio: Studio) -> dict[str, Any]:
         token: str | None, status_: str, preset_: str, component_: str, text: str, chosen: Any
     ) -> tuple[Any, Any, str]:
         try:
-            runs = studio.api(token).list_runs(status=status_ or None)
+            runs = studio.api(token).list_runs(status=status_ or None, latest=LATEST_KEYS)
         except ApiError as exc:
             return gr.skip(), gr.skip(), error_text(exc, "list runs")
         runs = filter_runs(runs, preset=preset_, component=component_, text=text)

@@ -124,3 +124,26 @@ def test_overrides_apply_dotted_paths() -> None:
     assert run["agreement"]["enabled"] and run["train"] == {"max_steps": 2, "seed": 43}
     assert "agreement" not in base
     assert forms.validation_message(run) is None
+
+
+def test_sweep_body_matches_the_sweeps_api() -> None:
+    from frontend.tabs.ablation import sweep_body
+
+    body = sweep_body(
+        "abl",
+        "gkd",
+        "builtin:tiny-random",
+        "scienceqa",
+        1,
+        ["agreement", "ema"],
+        [("train.lr", "1e-5, 1e-4"), ("", "")],
+        "full",
+        2,
+    )
+    assert body["factors"] == [
+        {"name": "agreement"},
+        {"name": "ema"},
+        {"name": "train.lr", "levels": [1e-5, 1e-4]},
+    ]
+    assert body["base_preset"] == "gkd" and "preset" not in body["base"]
+    assert body["base"]["train"] == {"max_steps": 1} and body["seeds"] == 2

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from frontend import views
 from frontend.client import Evaluation, Point, Run
 from frontend.ids import ElementIds
@@ -34,7 +36,7 @@ def test_runs_table_has_progress_eta_badges_and_metrics() -> None:
         step=5,
         total_steps=10,
         started_at=now - timedelta(seconds=60),
-        latest_metrics={"loss/total": 1.25},
+        latest={"loss/total": 1.25},
         tags=["baseline"],
     )
     frame = views.runs_frame([running], now=now)
@@ -155,3 +157,50 @@ def test_element_ids_are_unique() -> None:
         pass
     else:
         raise AssertionError("duplicate id accepted")
+
+
+def test_sweep_rows_gains_and_pareto() -> None:
+    runs = []
+    for index, (agreement, ema) in enumerate([(False, False), (True, False), (False, True)]):
+        for seed in (0, 1):
+            runs.append(
+                make_run(
+                    10 * index + seed,
+                    seed=seed,
+                    design_point={
+                        "label": f"a{int(agreement)}e{int(ema)}",
+                        "agreement": agreement,
+                        "ema": ema,
+                    },
+                    latest={"retention/ppl": 10.0 - index},
+                )
+            )
+    evaluations = [
+        Evaluation(
+            run_id=r.id, benchmark="scienceqa", metric="accuracy", value=0.5 + 0.1 * (r.id // 10)
+        )
+        for r in runs
+    ]
+    rows = views.sweep_table(runs, evaluations)
+    assert rows[0]["label"] == "a0e0" and rows[0]["eval/scienceqa/accuracy"] == 0.5
+    gains = views.gains_over_base(rows, ["agreement", "ema"])
+    assert gains["a1e0"]["scienceqa"] == pytest.approx(0.1)
+    assert gains["a0e1"]["scienceqa"] == pytest.approx(0.2)
+    assert "a0e0" not in gains
+    points = views.pareto_points(rows, "eval/scienceqa/accuracy", "retention/ppl")
+    optimal = {p["label"] for p in points if p["optimal"]}
+    assert optimal == {"a0e1"}  # best accuracy and lowest perplexity
+    view = views.analysis_view(
+        {
+            "response": "eval/scienceqa/accuracy",
+            "factors": ["agreement", "ema"],
+            "effects": [],
+            "paired": [{"config": "a1e0", "mean_diff": 0.1}],
+            "note": "few seeds",
+            "n_missing": 1,
+        },
+        None,
+        rows,
+    )
+    assert view.gains and view.frontier and len(view.cells) == 3
+    assert "few seeds" in view.notes and not view.comparisons.empty
