@@ -14,7 +14,6 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
 
 @dataclass(frozen=True)
@@ -107,6 +106,11 @@ def forward_completions(
 
 
 def token_logps(logits: Tensor, token_ids: Tensor, *, temperature: float = 1.0) -> Tensor:
-    """Log-probability `[N, T]` of `token_ids` under softmax(logits / temperature)."""
-    logps = F.log_softmax(logits.float() / temperature, dim=-1)
-    return logps.gather(-1, token_ids.unsqueeze(-1)).squeeze(-1)
+    """Log-probability `[N, T]` of `token_ids` under softmax(logits / temperature).
+
+    Computed as `z[y] - logsumexp(z)` rather than a full log-softmax, so no second
+    vocabulary-sized tensor is kept for the backward pass.
+    """
+    scaled = logits.float() / temperature
+    picked = scaled.gather(-1, token_ids.unsqueeze(-1)).squeeze(-1)
+    return picked - torch.logsumexp(scaled, dim=-1)
