@@ -39,7 +39,7 @@ class Heartbeat:
         beat_every_s: float = BEAT_EVERY_S,
         poll_every_s: float = POLL_EVERY_S,
         force_cancel_after_s: float = FORCE_CANCEL_AFTER_S,
-        on_tick: Callable[[], None] | None = None,
+        on_tick: list[Callable[[], None]] | None = None,
         on_wedged: Callable[[], None] | None = None,
     ) -> None:
         self.database_url = database_url
@@ -48,7 +48,8 @@ class Heartbeat:
         self.beat_every_s = beat_every_s
         self.poll_every_s = poll_every_s
         self.force_cancel_after_s = force_cancel_after_s
-        self.on_tick = on_tick
+        #: Work done on every tick besides the beat (flush run events, flush metric points).
+        self.on_tick = list(on_tick or [])
         self.on_wedged = on_wedged
         self.cancel_requested = threading.Event()
         self.lost = threading.Event()
@@ -102,8 +103,11 @@ class Heartbeat:
             log.info("run %s: cancel requested; stopping at the next step boundary", self.run_id)
             self.cancel_requested.set()
             self._cancel_seen_at = now
-        if self.on_tick is not None:
-            self.on_tick()
+        for callback in self.on_tick:
+            try:
+                callback()
+            except Exception:  # one failing flush must not starve the others or the cancel check
+                log.warning("heartbeat task of run %s failed", self.run_id, exc_info=True)
         wedged = (
             self._cancel_seen_at is not None
             and now - self._cancel_seen_at > self.force_cancel_after_s

@@ -199,7 +199,7 @@ def execute(
         database_url,
         run_id,
         attempt,
-        on_tick=events.flush,
+        on_tick=[events.flush],
         on_wedged=_self_terminate(database_url, run_id, attempt) if terminate_when_wedged else None,
     )
     with events, heartbeat:
@@ -247,7 +247,9 @@ def _train(
         config.train.max_steps or 0,
         attempt=attempt,
         checkpoint_every=config.train.checkpoint_every,
+        background=True,
     )
+    heartbeat.on_tick.append(sink.flush_if_due)  # points reach the database off the step path
     kwargs = _train_kwargs(train, out_dir)
     if "resume_from" in kwargs:
         events.add("info", f"resuming from the last checkpoint in {out_dir}")
