@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from workers import placement, reaper
+from workers import liveness
 
 
 def worker(
@@ -26,10 +26,12 @@ def worker(
     reap: Annotated[bool, typer.Option(help="Also run a reaper process beside the worker.")] = True,
     stale_after: Annotated[
         float, typer.Option(min=1, help="Reaper: seconds without heartbeat before a run is lost.")
-    ] = reaper.STALE_AFTER_S,
+    ] = liveness.STALE_AFTER_S,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
 ) -> None:
     """Run a Celery worker that executes training runs (one per GPU in production)."""
+    from workers import placement
+
     try:
         gpu_ids = placement.parse_gpu_ids(gpus) if gpus is not None else None
         names = (
@@ -93,14 +95,14 @@ def _start_reaper(stale_after: float) -> subprocess.Popen[bytes]:
 def reap(
     loop: Annotated[bool, typer.Option(help="Keep reaping every --every seconds.")] = False,
     every: Annotated[float, typer.Option(min=0.1, help="Seconds between passes.")] = (
-        reaper.REAP_EVERY_S
+        liveness.REAP_EVERY_S
     ),
     stale_after: Annotated[
         float, typer.Option(min=1, help="Seconds without heartbeat before a run is lost.")
-    ] = reaper.STALE_AFTER_S,
+    ] = liveness.STALE_AFTER_S,
     resend_after: Annotated[
         float, typer.Option(min=0, help="Seconds a queued run may be missing from the broker.")
-    ] = reaper.RESEND_AFTER_S,
+    ] = liveness.RESEND_AFTER_S,
     parent_pid: Annotated[
         int | None, typer.Option(help="Exit when this process is gone (set by `unisd worker`).")
     ] = None,
@@ -108,12 +110,13 @@ def reap(
     """Re-queue or fail runs whose worker died; re-send queued runs the broker lost."""
     from backend.queue import send_train_run
     from backend.settings import get_settings
+    from workers import reaper
     from workers.broker_state import queued_run_ids
 
     settings = get_settings()
     database_url = settings.resolved_database_url
 
-    def one_pass() -> reaper.ReapReport:
+    def one_pass() -> object:
         return reaper.reap_once(
             database_url,
             lambda run_id, queue: send_train_run(settings, run_id, queue),

@@ -20,13 +20,9 @@ from sqlalchemy import select, update
 from backend.db.base import utcnow
 from backend.db.models import Run
 from backend.db.session import session_scope
+from workers.liveness import BEAT_EVERY_S, FORCE_CANCEL_AFTER_S, POLL_EVERY_S
 
 log = logging.getLogger(__name__)
-
-BEAT_EVERY_S = 2.0
-POLL_EVERY_S = 0.5
-#: A cancelled trainer that has not reached a step boundary after this long is wedged.
-FORCE_CANCEL_AFTER_S = 60.0
 
 
 class Heartbeat:

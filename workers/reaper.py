@@ -23,14 +23,10 @@ from backend.db.base import utcnow
 from backend.db.models import Run
 from backend.db.repositories import append_run_event
 from backend.db.session import session_scope
+from workers.liveness import REAP_EVERY_S, RESEND_AFTER_S, STALE_AFTER_S
 
 log = logging.getLogger(__name__)
 
-#: A run whose heartbeat is older than this lost its worker (heartbeats come every 2 s).
-STALE_AFTER_S = 60.0
-#: A queued run missing from the broker for this long is sent again.
-RESEND_AFTER_S = 60.0
-REAP_EVERY_S = 15.0
 
 #: Sends a run's task: (run_id, queue) -> whether the broker took it.
 Send = Callable[[int, str], bool]

@@ -206,3 +206,34 @@ def test_a_reaped_attempt_stops_without_touching_the_run(sqlite_url: str, tmp_pa
     thief.join()
     run = get(sqlite_url, run_id)
     assert (run.status, run.worker, run.attempt, run.finished_at) == ("running", "w2", 2, None)
+
+
+def test_a_run_needing_more_gpus_than_the_worker_owns_fails_clearly(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    run_id = new_run(sqlite_url, resources={"gpus": 2})
+    assert execute(sqlite_url, run_id, tmp_path, gpu_ids=["0"]) == "failed"
+    error = get(sqlite_url, run_id).error
+    assert error and "needs 2 GPUs but this worker owns 1" in error
+
+
+def test_the_distributed_entry_point_trains_and_reports(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What each accelerate process runs, here as a single rank 0 on the CPU."""
+    from backend.settings import get_settings
+    from workers import distributed
+
+    run_id = new_run(sqlite_url, train={"max_steps": 2})
+    with session_scope(sqlite_url) as session:
+        session.execute(update(Run).where(Run.id == run_id).values(status="running", attempt=1))
+    monkeypatch.setenv("UNISD_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("UNISD_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        assert distributed.main(["--run-id", str(run_id), "--attempt", "1"]) == 0
+    finally:
+        get_settings.cache_clear()
+    outcome = (tmp_path / "runs" / str(run_id) / "attempt-1-result.json").read_text()
+    assert '"succeeded"' in outcome
+    assert [s for k, s in points(sqlite_url, run_id) if k == "loss/total"] == [1, 2]
