@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
 from backend.auth import service as auth_service
@@ -17,6 +17,9 @@ from backend.errors import Unauthorized
 from backend.settings import Settings
 
 SESSION_COOKIE = "unisd_session"
+MAX_ID = 2**31 - 1
+#: Every `{..._id}` in a path: a positive 32-bit integer (larger ones are 422, not a DB error).
+PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def get_settings_dep(request: Request) -> Settings:

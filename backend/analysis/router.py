@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from backend.analysis import service
 from backend.analysis.schemas import AnalysisOut, RunSetAnalysis
-from backend.deps import SessionDep
+from backend.deps import PathId, SessionDep
 from backend.sweeps.service import get as get_sweep
 
 router = APIRouter(tags=["analysis"])
@@ -20,7 +20,7 @@ Response = Annotated[
 
 
 @router.get("/sweeps/{sweep_id}/analysis", response_model=AnalysisOut)
-def sweep_analysis(sweep_id: int, session: SessionDep, response: Response = None) -> AnalysisOut:
+def sweep_analysis(sweep_id: PathId, session: SessionDep, response: Response = None) -> AnalysisOut:
     """Main effects and two-way interactions of the sweep's factors, with 95% intervals."""
     return service.sweep_analysis(session, get_sweep(session, sweep_id), response)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,11 +35,17 @@ class AnalysisOut(BaseModel):
     note: str | None = None
 
 
+RunIdItem = Annotated[int, Field(ge=1, le=2**31 - 1)]
+FactorName = Annotated[
+    str, Field(min_length=1, max_length=100, pattern=r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")
+]
+
+
 class RunSetAnalysis(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    run_ids: list[int] = Field(min_length=2, max_length=2000)
-    factors: list[str] = Field(
+    run_ids: list[RunIdItem] = Field(min_length=2, max_length=2000)
+    factors: list[FactorName] = Field(
         min_length=1,
         max_length=10,
         description="Components (agreement, ...) or dotted config paths (train.lr).",

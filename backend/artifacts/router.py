@@ -7,13 +7,13 @@ from fastapi.responses import FileResponse
 
 from backend.artifacts import service
 from backend.artifacts.schemas import ArtifactOut
-from backend.deps import SessionDep, SettingsDep
+from backend.deps import PathId, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/runs/{run_id}/artifacts", tags=["artifacts"])
 
 
 @router.get("", response_model=list[ArtifactOut])
-def list_artifacts(run_id: int, session: SessionDep) -> list[ArtifactOut]:
+def list_artifacts(run_id: PathId, session: SessionDep) -> list[ArtifactOut]:
     return [ArtifactOut.model_validate(a) for a in service.list_artifacts(session, run_id)]
 
 
@@ -22,6 +22,6 @@ def list_artifacts(run_id: int, session: SessionDep) -> list[ArtifactOut]:
     response_class=FileResponse,
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
-def download(run_id: int, name: str, session: SessionDep, settings: SettingsDep) -> FileResponse:
+def download(run_id: PathId, name: str, session: SessionDep, settings: SettingsDep) -> FileResponse:
     _, path = service.resolve_download(session, run_id, name, settings.allowed_artifact_roots)
     return FileResponse(path, filename=path.name, media_type="application/octet-stream")

@@ -21,7 +21,7 @@ from backend.auth.schemas import (
 )
 from backend.auth.security import sign_session
 from backend.db.base import utcnow
-from backend.deps import SESSION_COOKIE, PrincipalDep, SessionDep, SettingsDep
+from backend.deps import SESSION_COOKIE, PathId, PrincipalDep, SessionDep, SettingsDep
 from backend.errors import Forbidden, Unavailable
 
 public_router = APIRouter(prefix="/auth", tags=["auth"])
@@ -88,7 +88,7 @@ def create_user(body: UserCreate, principal: PrincipalDep, session: SessionDep) 
 
 @router.patch("/users/{user_id}", response_model=UserOut)
 def update_user(
-    user_id: int, body: UserUpdate, principal: PrincipalDep, session: SessionDep
+    user_id: PathId, body: UserUpdate, principal: PrincipalDep, session: SessionDep
 ) -> UserOut:
     principal.require_admin()
     user = service.update_user(session, user_id, **body.model_dump(exclude_unset=True))
@@ -118,5 +118,5 @@ def create_token(body: TokenCreate, principal: PrincipalDep, session: SessionDep
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut)
-def revoke_token(token_id: int, principal: PrincipalDep, session: SessionDep) -> TokenOut:
+def revoke_token(token_id: PathId, principal: PrincipalDep, session: SessionDep) -> TokenOut:
     return TokenOut.model_validate(service.revoke_token(session, principal, token_id))

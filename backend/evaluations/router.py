@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from backend.deps import SessionDep
+from backend.deps import PathId, SessionDep
 from backend.evaluations import service
 from backend.evaluations.schemas import EvaluationOut
 from backend.metrics.service import parse_ids
@@ -16,7 +16,7 @@ router = APIRouter(tags=["evaluations"])
 
 
 @router.get("/runs/{run_id}/evaluations", response_model=list[EvaluationOut])
-def run_evaluations(run_id: int, session: SessionDep) -> list[EvaluationOut]:
+def run_evaluations(run_id: PathId, session: SessionDep) -> list[EvaluationOut]:
     get_run(session, run_id)
     return [EvaluationOut.model_validate(e) for e in service.for_runs(session, [run_id])]
 

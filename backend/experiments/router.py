@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from backend.deps import PrincipalDep, SessionDep
+from backend.deps import PathId, PrincipalDep, SessionDep
 from backend.experiments import service
 from backend.experiments.schemas import (
     ExperimentCreate,
@@ -49,14 +49,14 @@ def list_experiments(
 
 
 @router.get("/{experiment_id}", response_model=ExperimentOut)
-def get(experiment_id: int, session: SessionDep) -> ExperimentOut:
+def get(experiment_id: PathId, session: SessionDep) -> ExperimentOut:
     experiment = service.get(session, experiment_id)
     return out(experiment, service.run_count(session, experiment_id))
 
 
 @router.patch("/{experiment_id}", response_model=ExperimentOut)
 def update(
-    experiment_id: int, body: ExperimentUpdate, principal: PrincipalDep, session: SessionDep
+    experiment_id: PathId, body: ExperimentUpdate, principal: PrincipalDep, session: SessionDep
 ) -> ExperimentOut:
     experiment = service.update(
         session, principal, experiment_id, name=body.name, description=body.description
@@ -65,25 +65,29 @@ def update(
 
 
 @router.post("/{experiment_id}/archive", response_model=ExperimentOut)
-def archive(experiment_id: int, principal: PrincipalDep, session: SessionDep) -> ExperimentOut:
+def archive(experiment_id: PathId, principal: PrincipalDep, session: SessionDep) -> ExperimentOut:
     experiment = service.set_archived(session, principal, experiment_id, True)
     return out(experiment, service.run_count(session, experiment_id))
 
 
 @router.post("/{experiment_id}/unarchive", response_model=ExperimentOut)
-def unarchive(experiment_id: int, principal: PrincipalDep, session: SessionDep) -> ExperimentOut:
+def unarchive(experiment_id: PathId, principal: PrincipalDep, session: SessionDep) -> ExperimentOut:
     experiment = service.set_archived(session, principal, experiment_id, False)
     return out(experiment, service.run_count(session, experiment_id))
 
 
 @router.get("/{experiment_id}/members", response_model=list[MemberOut])
-def members(experiment_id: int, session: SessionDep) -> list[MemberOut]:
+def members(experiment_id: PathId, session: SessionDep) -> list[MemberOut]:
     return [MemberOut.model_validate(m) for m in service.members(session, experiment_id)]
 
 
 @router.put("/{experiment_id}/members/{user_id}", response_model=MemberOut)
 def set_member(
-    experiment_id: int, user_id: int, body: MemberIn, principal: PrincipalDep, session: SessionDep
+    experiment_id: PathId,
+    user_id: PathId,
+    body: MemberIn,
+    principal: PrincipalDep,
+    session: SessionDep,
 ) -> MemberOut:
     member = service.set_member(session, principal, experiment_id, user_id, body.role)
     return MemberOut.model_validate(member)
@@ -91,7 +95,7 @@ def set_member(
 
 @router.delete("/{experiment_id}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
 def remove_member(
-    experiment_id: int, user_id: int, principal: PrincipalDep, session: SessionDep
+    experiment_id: PathId, user_id: PathId, principal: PrincipalDep, session: SessionDep
 ) -> Response:
     service.remove_member(session, principal, experiment_id, user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

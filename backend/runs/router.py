@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from backend.db import repositories
 from backend.db.models import Run
-from backend.deps import PrincipalDep, SessionDep, SettingsDep
+from backend.deps import PathId, PrincipalDep, SessionDep, SettingsDep
 from backend.metrics import service as metrics
 from backend.queue import send_train_run
 from backend.runs import service
@@ -159,14 +159,14 @@ def list_runs(
 
 
 @router.get("/{run_id}", response_model=RunOut)
-def get_run(run_id: int, session: SessionDep, include_deleted: bool = False) -> RunOut:
+def get_run(run_id: PathId, session: SessionDep, include_deleted: bool = False) -> RunOut:
     run = service.get_run(session, run_id, include_deleted=include_deleted)
     return run_out(session, run, with_position=True)
 
 
 @router.patch("/{run_id}", response_model=RunOut)
 def update_run(
-    run_id: int, body: RunUpdate, principal: PrincipalDep, session: SessionDep
+    run_id: PathId, body: RunUpdate, principal: PrincipalDep, session: SessionDep
 ) -> RunOut:
     """Rename, change notes, replace tags, or move the run to another experiment."""
     run = service.update_run(session, run_id, principal, body.model_dump(exclude_unset=True))
@@ -174,19 +174,19 @@ def update_run(
 
 
 @router.delete("/{run_id}", response_model=RunOut)
-def delete_run(run_id: int, principal: PrincipalDep, session: SessionDep) -> RunOut:
+def delete_run(run_id: PathId, principal: PrincipalDep, session: SessionDep) -> RunOut:
     """Soft delete (hidden from lists; `include_deleted=true` shows it). Cancels it if needed."""
     return run_out(session, service.delete_run(session, run_id, principal))
 
 
 @router.post("/{run_id}/cancel", response_model=RunOut)
-def cancel_run(run_id: int, principal: PrincipalDep, session: SessionDep) -> RunOut:
+def cancel_run(run_id: PathId, principal: PrincipalDep, session: SessionDep) -> RunOut:
     return run_out(session, service.cancel_run(session, run_id, principal))
 
 
 @router.post("/{run_id}/retry", response_model=RunOut)
 def retry_run(
-    run_id: int, principal: PrincipalDep, session: SessionDep, settings: SettingsDep
+    run_id: PathId, principal: PrincipalDep, session: SessionDep, settings: SettingsDep
 ) -> RunOut:
     """Queue a failed or cancelled run again (it resumes from its last checkpoint)."""
     run = service.retry_run(session, run_id, principal)
@@ -197,7 +197,7 @@ def retry_run(
 
 @router.post("/{run_id}/clone", status_code=status.HTTP_201_CREATED, response_model=RunOut)
 def clone_run(
-    run_id: int,
+    run_id: PathId,
     body: RunClone,
     principal: PrincipalDep,
     session: SessionDep,
@@ -222,7 +222,7 @@ def clone_run(
 
 @router.get("/{run_id}/events", response_model=RunEvents)
 def run_events(
-    run_id: int,
+    run_id: PathId,
     session: SessionDep,
     after_id: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
@@ -234,7 +234,7 @@ def run_events(
 
 @router.get("/{run_id}/metrics", response_model=RunMetrics)
 def get_metrics(
-    run_id: int,
+    run_id: PathId,
     session: SessionDep,
     keys: Annotated[
         str, Query(max_length=20_000, description="Comma-separated metric keys; empty: all.")
@@ -255,7 +255,7 @@ def get_metrics(
 
 @router.post("/{run_id}/metrics", response_model=IngestResult)
 def ingest_metrics(
-    run_id: int, body: MetricBatch, principal: PrincipalDep, session: SessionDep
+    run_id: PathId, body: MetricBatch, principal: PrincipalDep, session: SessionDep
 ) -> IngestResult:
     """Log points from a script or an external trainer; idempotent on (run, key, step)."""
     run = service.get_run(session, run_id)
@@ -265,6 +265,6 @@ def ingest_metrics(
 
 
 @router.get("/{run_id}/metrics/latest", response_model=dict[str, LatestOut])
-def latest_metrics(run_id: int, session: SessionDep) -> dict[str, LatestOut]:
+def latest_metrics(run_id: PathId, session: SessionDep) -> dict[str, LatestOut]:
     service.get_run(session, run_id, include_deleted=True)
     return metrics.latest_table(session, [run_id], []).get(run_id, {})

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, status
 from sqlalchemy.orm import Session
 
 from backend.db.models import Sweep
-from backend.deps import PrincipalDep, SessionDep, SettingsDep
+from backend.deps import PathId, PrincipalDep, SessionDep, SettingsDep
 from backend.queue import send_train_run
 from backend.sweeps import service
 from backend.sweeps.schemas import SweepCreate, SweepList, SweepOut, SweepPreview
@@ -64,10 +64,10 @@ def list_sweeps(
 
 
 @router.get("/{sweep_id}", response_model=SweepOut)
-def get(sweep_id: int, session: SessionDep) -> SweepOut:
+def get(sweep_id: PathId, session: SessionDep) -> SweepOut:
     return sweep_out(session, service.get(session, sweep_id))
 
 
 @router.post("/{sweep_id}/cancel", response_model=SweepOut)
-def cancel(sweep_id: int, principal: PrincipalDep, session: SessionDep) -> SweepOut:
+def cancel(sweep_id: PathId, principal: PrincipalDep, session: SessionDep) -> SweepOut:
     return sweep_out(session, service.cancel(session, principal, sweep_id))

@@ -189,3 +189,9 @@ def test_downsample_keeps_ends_and_extremes() -> None:
     assert len(out) <= 12 and out[0] == points[0] and out[-1] == points[-1]
     assert (40, 100.0) in out and [s for s, _ in out] == sorted(s for s, _ in out)
     assert downsample(points, 1000) == points and downsample(points, 1) == [points[-1]]
+
+
+def test_the_largest_seed_fits_on_every_database(any_team: Team) -> None:
+    body = {"train": {"max_steps": 3, "seed": 2**32 - 1}}
+    created = any_team.post("alice", "/runs", json=body)
+    assert created.status_code == 201 and created.json()["seed"] == 2**32 - 1

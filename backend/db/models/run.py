@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Float,
@@ -44,7 +45,7 @@ class Run(Base):
     preset: Mapped[str | None] = mapped_column(String(64), index=True)
     base_model: Mapped[str] = mapped_column(String(500), index=True)
     dataset: Mapped[str] = mapped_column(String(64), index=True)
-    seed: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(BigInteger)  # RunConfig seeds go up to 2^32 - 1
     queue: Mapped[str] = mapped_column(String(32), default="cpu")
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(200))
