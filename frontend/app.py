@@ -46,6 +46,15 @@ def run_choices(studio: Studio, token: str | None) -> tuple[list[str], list[str]
     return labels, sweeps
 
 
+def team_mode(api_url: str) -> bool:
+    """Accounts are on when the API refuses a request that carries no credentials."""
+    try:
+        StudioClient(api_url).me()
+    except ApiError as exc:
+        return exc.status in (401, 403)
+    return False
+
+
 def create_ui(api_url: str, token: str | None = None) -> gr.Blocks:
     studio = Studio(StudioClient(api_url, token))
     with gr.Blocks(title="UniSD Studio") as ui:
@@ -88,10 +97,7 @@ def create_ui(api_url: str, token: str | None = None) -> gr.Blocks:
             """Open the state a shared link names; show Account only when auth is on."""
             params = dict(request.query_params) if request else {}
             labels, sweeps = run_choices(studio, None)
-            try:
-                team = studio.client.health().get("auth", "off") != "off"
-            except ApiError:
-                team = False
+            team = team_mode(studio.client.base_url)
             run_ids = parse_ids(params.get("run"))
             compare_ids = parse_ids(params.get("compare"))
             sweep_ids = parse_ids(params.get("sweep"))

@@ -51,6 +51,7 @@ def _layout(figure: go.Figure, title: str, x_title: str, y_title: str) -> go.Fig
         template="plotly_white",
         margin={"l": 60, "r": 20, "t": 60, "b": 50},
         legend={"orientation": "h", "y": -0.2},
+        showlegend=True,
         height=380,
     )
     return figure

@@ -25,12 +25,6 @@ def choices(runs: list[Run]) -> list[str]:
     return [f"#{run.id} {run.name or run.preset or ''}".strip() for run in runs]
 
 
-def selection_values(runs: list[Run], selected: list[str] | None) -> list[str]:
-    """Keep the user's selection across refreshes, in the labels of the current list."""
-    wanted = set(parse_ids(selected))
-    return [label for run, label in zip(runs, choices(runs), strict=False) if run.id in wanted]
-
-
 def build(studio: Studio) -> dict[str, Any]:
     ids = studio.ids
     with gr.Row():
@@ -71,16 +65,22 @@ def build(studio: Studio) -> dict[str, Any]:
         back = gr.Button("No, keep them", elem_id=ids(TAB, "back"))
 
     def refresh(
-        token: str | None, status_: str, preset_: str, component_: str, text: str, chosen: Any
-    ) -> tuple[Any, Any, str]:
+        token: str | None, status_: str, preset_: str, component_: str, text: str, shown: Any
+    ) -> tuple[Any, Any, str, Any]:
+        """The table; the picker's choices only when the list of runs changed.
+
+        The picker's value is never sent back: a refresh must not undo what the user just picked.
+        """
         try:
             runs = studio.api(token).list_runs(status=status_ or None, latest=LATEST_KEYS)
         except ApiError as exc:
-            return gr.skip(), gr.skip(), error_text(exc, "list runs")
+            return gr.skip(), gr.skip(), error_text(exc, "list runs"), gr.skip()
         runs = filter_runs(runs, preset=preset_, component=component_, text=text)
         frame: pd.DataFrame = runs_frame(runs)
-        dropdown = gr.Dropdown(choices=choices(runs), value=selection_values(runs, chosen))
-        return frame, dropdown, ""
+        labels = choices(runs)
+        if labels == shown:
+            return frame, gr.skip(), "", gr.skip()
+        return frame, gr.Dropdown(choices=labels), "", labels
 
     def pick_row(chosen: list[str] | None, event: gr.SelectData) -> Any:
         row = event.row_value if event.row_value is not None else []
@@ -125,8 +125,9 @@ def build(studio: Studio) -> dict[str, Any]:
         return gr.Row(visible=False), text
 
     filters = [status, preset, component, search]
-    refresh_inputs = [studio.token, *filters, selected]
-    refresh_outputs = [table, selected, message]
+    shown = gr.State([])
+    refresh_inputs = [studio.token, *filters, shown]
+    refresh_outputs = [table, selected, message, shown]
     timer = gr.Timer(REFRESH_S)
     timer.tick(
         refresh, refresh_inputs, refresh_outputs, show_progress="hidden", trigger_mode="once"
