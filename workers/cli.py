@@ -50,6 +50,9 @@ def worker(
         # Set before Celery forks its pool: the run's process sees only this worker's GPUs.
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids)
     side = _start_reaper(stale_after) if reap else None
+    # Import torch and the trainer once here: Celery's pool process is forked from this one and
+    # starts warm, instead of paying the import (seconds) when its first run arrives.
+    import unisd_core.trainer  # noqa: F401
     from workers.celery_app import celery_app
 
     label = "gpu" + "_".join(gpu_ids) if gpu_ids else "-".join(names)

@@ -12,7 +12,7 @@ from tests.workers.processes import (
     database_url,
     env_for,
     row,
-    start_worker,
+    start_workers,
     steps,
     submit,
     wait_until,
@@ -26,8 +26,7 @@ FINISHED = {"succeeded", "failed", "cancelled"}
 def test_two_workers_ten_runs_each_once(stack: Stack, redis_broker_url: str) -> None:
     env = env_for(stack, UNISD_BROKER_URL=redis_broker_url)
     base_url = stack.serve(env, "--no-reaper")
-    for name in ("worker-1", "worker-2"):
-        start_worker(stack, env, name, "--queues", "cpu", "--no-reap")
+    start_workers(stack, env, ["worker-1", "worker-2"], "--queues", "cpu", "--no-reap")
     url = database_url(stack)
 
     ids = [submit(base_url, train={"max_steps": 2, "batch_size": 1}) for _ in range(10)]

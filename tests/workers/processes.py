@@ -33,9 +33,17 @@ def database_url(stack: Stack) -> str:
 def start_worker(
     stack: Stack, env: dict[str, str], name: str, *args: str
 ) -> subprocess.Popen[bytes]:
-    process = stack.start(["worker", *args], env, name)
-    wait_for_log(stack.data_dir / f"{name}.log", " ready.", process)
-    return process
+    return start_workers(stack, env, [name], *args)[0]
+
+
+def start_workers(
+    stack: Stack, env: dict[str, str], names: list[str], *args: str
+) -> list[subprocess.Popen[bytes]]:
+    """Start the workers together (their imports overlap), then wait until each is ready."""
+    processes = [stack.start(["worker", *args], env, name) for name in names]
+    for name, process in zip(names, processes, strict=True):
+        wait_for_log(stack.data_dir / f"{name}.log", " ready.", process)
+    return processes
 
 
 def wait_for_log(
