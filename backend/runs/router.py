@@ -145,17 +145,17 @@ def list_runs(
         ids=metrics.parse_ids(ids, field="ids") if ids else [],
         include_deleted=include_deleted,
     )
-    runs, total = service.list_runs(session, filters, limit=limit, offset=offset, sort=sort)
-    items = [RunOut.model_validate(r) for r in runs]
+    rows, total = service.list_run_rows(
+        session, filters, limit=limit, offset=offset, sort=sort, include_config=include_config
+    )
     keys = metrics.parse_list(latest, field="latest", limit=metrics.MAX_KEYS_PER_QUERY)
     if keys:
-        values = repositories.latest_metrics(session, [r.id for r in runs], keys)
-        for item in items:
-            item.latest = {k: m.value for k, m in values[item.id].items()}
-    if not include_config:
-        for item in items:
-            item.config = {}
-    return RunList(items=items, total=total, limit=limit, offset=offset)
+        values = repositories.latest_values(session, [row["id"] for row in rows], keys)
+        for row in rows:
+            row["latest"] = values[row["id"]]
+    return RunList(
+        items=[RunOut.model_validate(row) for row in rows], total=total, limit=limit, offset=offset
+    )
 
 
 @router.get("/{run_id}", response_model=RunOut)

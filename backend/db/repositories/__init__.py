@@ -3,6 +3,7 @@
 from backend.db.repositories.metrics import (
     insert_metric_points,
     latest_metrics,
+    latest_values,
     metric_keys,
     metric_series,
     metric_series_many,
@@ -16,6 +17,7 @@ __all__ = [
     "append_run_event",
     "insert_metric_points",
     "latest_metrics",
+    "latest_values",
     "metric_keys",
     "metric_series",
     "metric_series_many",

@@ -12,9 +12,6 @@ from sqlalchemy.orm import Session
 
 from backend.db.models import MetricLatest, MetricPoint
 
-#: Rows per INSERT statement (SQLite allows 32,766 bound parameters; a point uses 5).
-CHUNK_ROWS = 5000
-
 Point = tuple[int, float]
 
 
@@ -33,26 +30,29 @@ def insert_metric_points(session: Session, rows: Sequence[Mapping[str, Any]]) ->
     Also keeps `metric_latest` up to date from the points actually inserted, so a replay changes
     nothing. Returns the number of new points.
     """
-    insert = _insert(session)
-    inserted = 0
-    for start in range(0, len(rows), CHUNK_ROWS):
-        chunk = [dict(row) for row in rows[start : start + CHUNK_ROWS]]
-        statement = (
-            insert(MetricPoint)
-            .values(chunk)
-            .on_conflict_do_nothing(index_elements=["run_id", "key", "step"])
-            .returning(
-                MetricPoint.run_id,
-                MetricPoint.key,
-                MetricPoint.step,
-                MetricPoint.value,
-                MetricPoint.wall_time,
-            )
-        )
-        new = [tuple(row) for row in session.execute(statement)]
-        inserted += len(new)
-        upsert_metric_latest(session, new)
-    return inserted
+    if not rows:
+        return 0
+    table = MetricPoint.__table__
+    # One cached statement executed with many parameter sets: SQLAlchemy batches it into
+    # multi-row INSERTs ("insertmanyvalues") without recompiling per batch.
+    statement = (
+        _insert(session)(table)
+        .on_conflict_do_nothing(index_elements=["run_id", "key", "step"])
+        .returning(table.c.run_id, table.c.key, table.c.step, table.c.value, table.c.wall_time)
+    )
+    params = [
+        {
+            "run_id": row["run_id"],
+            "key": row["key"],
+            "step": row["step"],
+            "value": row["value"],
+            "wall_time": row["wall_time"],
+        }
+        for row in rows
+    ]
+    new = [tuple(row) for row in session.connection().execute(statement, params)]
+    upsert_metric_latest(session, new)
+    return len(new)
 
 
 def upsert_metric_latest(
@@ -153,6 +153,23 @@ def latest_metrics(
         query = query.where(MetricLatest.key.in_(list(keys)))
     for row in session.scalars(query):
         result[row.run_id][row.key] = row
+    return result
+
+
+def latest_values(
+    session: Session, run_ids: Sequence[int], keys: Sequence[str]
+) -> dict[int, dict[str, float]]:
+    """`{run_id: {key: latest value}}`: the lean read behind run tables."""
+    result: dict[int, dict[str, float]] = {rid: {} for rid in run_ids}
+    if not run_ids or not keys:
+        return result
+    rows = session.execute(
+        select(MetricLatest.run_id, MetricLatest.key, MetricLatest.value).where(
+            MetricLatest.run_id.in_(list(run_ids)), MetricLatest.key.in_(list(keys))
+        )
+    )
+    for run_id, key, value in rows:
+        result[run_id][key] = value
     return result
 
 

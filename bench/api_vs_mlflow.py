@@ -1,0 +1,496 @@
+"""Benchmark: the studio's tracking API against a local MLflow tracking server, same workload.
+
+Workload (one client, sequential HTTP calls, both servers on this machine):
+
+1. create 200 runs;
+2. ingest 1,000,000 metric points (one key, 5,000 steps per run) in batches of 1,000;
+3. fetch the full 5,000-point history of one key for one run;
+4. fetch one key for 20 runs in one call (ours downsampled to 500 points per run keeping
+   extremes; MLflow's bulk-interval endpoint with max_results=500);
+5. list the 200 runs with their latest metric (MLflow: runs/search);
+6. ours only: list 1,000 runs with latest metrics, on SQLite and on PostgreSQL (target p95
+   under 150 ms).
+
+Prints ingest points/s and query latency p50/p95 for both and the ratios (ours / MLflow for
+latency, ours / MLflow for throughput). MLflow runs from its own virtualenv (default
+/tmp/mlflow-venv; `--mlflow` to change; it is not a dependency of the studio). Without it the
+baseline is a plain SQLAlchemy-ORM tracker run in process (see `PlainOrm`), and the output
+says so.
+
+    python bench/api_vs_mlflow.py [--scale 0.2] [--mlflow /path/to/venv/bin/mlflow] [--pg URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+KEY = "loss/total"
+BATCH = 1000
+DEFAULT_PG = os.environ.get(
+    "UNISD_TEST_PG_URL", "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/test"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_up(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
+    """p50 and p95 latency in milliseconds (after one warm-up call)."""
+    fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    samples.sort()
+    return statistics.median(samples), samples[min(len(samples) - 1, int(0.95 * len(samples)))]
+
+
+# --------------------------------------------------------------------------- the studio
+
+
+class Studio:
+    def __init__(self, database_url: str, data_dir: Path) -> None:
+        from backend.auth import service as auth
+        from backend.db.migrate import upgrade
+        from backend.db.session import session_scope
+
+        upgrade(database_url)
+        self.database_url = database_url
+        with session_scope(database_url) as session:
+            user = auth.create_user(session, f"bench-{uuid.uuid4().hex[:6]}@example.org", "admin")
+            _, token = auth.create_token(session, user, name="bench")
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("UNISD_")}
+        env.update(
+            UNISD_DATABASE_URL=database_url,
+            UNISD_DATA_DIR=str(data_dir),
+            UNISD_BROKER_URL="memory://",
+            UNISD_AUTH="on",
+            PYTHONPATH=str(REPO),
+        )
+        code = (
+            "import uvicorn; from backend.main import create_app; "
+            f"uvicorn.run(create_app(with_ui=False), host='127.0.0.1', port={port}, "
+            "log_level='warning')"
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code], env=env, cwd=REPO, start_new_session=True
+        )
+        self.base = f"http://127.0.0.1:{port}"
+        wait_up(f"{self.base}/api/v1/health", self.process)
+        self.http = httpx.Client(
+            base_url=f"{self.base}/api/v1",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=120,
+        )
+
+    def create_run(self, i: int) -> int:
+        body = {"name": f"bench-{i}", "train": {"max_steps": 5000, "seed": i}}
+        response = self.http.post("/runs", json=body)
+        response.raise_for_status()
+        return int(response.json()["id"])
+
+    def log_batch(self, run_id: int, start: int, n: int) -> None:
+        now = time.time()
+        points = [
+            {"key": KEY, "step": s, "value": 1.0 / (1 + s), "wall_time": now}
+            for s in range(start, start + n)
+        ]
+        self.http.post(f"/runs/{run_id}/metrics", json={"points": points}).raise_for_status()
+
+    def history(self, run_id: int) -> int:
+        response = self.http.get(f"/runs/{run_id}/metrics", params={"keys": KEY})
+        response.raise_for_status()
+        return len(response.json()["metrics"][KEY])
+
+    def many(self, run_ids: list[int]) -> int:
+        params = {"run_ids": ",".join(map(str, run_ids)), "keys": KEY, "max_points": 500}
+        response = self.http.get("/metrics/series", params=params)
+        response.raise_for_status()
+        return sum(len(by_key[KEY]) for by_key in response.json()["runs"].values())
+
+    def run_list(self, limit: int) -> int:
+        params = {"limit": limit, "latest": KEY, "include_config": "false"}
+        response = self.http.get("/runs", params=params)
+        response.raise_for_status()
+        return len(response.json()["items"])
+
+    def close(self) -> None:
+        self.http.close()
+        stop(self.process)
+
+
+# --------------------------------------------------------------------------- MLflow
+
+
+class MLflow:
+    def __init__(self, mlflow_bin: str, data_dir: Path) -> None:
+        port = free_port()
+        store = f"sqlite:///{data_dir / 'mlflow.db'}"
+        self.process = subprocess.Popen(
+            [
+                mlflow_bin,
+                "server",
+                "--backend-store-uri",
+                store,
+                "--default-artifact-root",
+                str(data_dir / "mlartifacts"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            cwd=data_dir,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=(data_dir / "mlflow.log").open("wb"),
+        )
+        self.base = f"http://127.0.0.1:{port}"
+        wait_up(f"{self.base}/health", self.process, timeout=180)
+        self.http = httpx.Client(base_url=self.base, timeout=120)
+        response = self.http.post(
+            "/api/2.0/mlflow/experiments/create", json={"name": f"bench-{uuid.uuid4().hex[:6]}"}
+        )
+        response.raise_for_status()
+        self.experiment = response.json()["experiment_id"]
+
+    def create_run(self, i: int) -> str:
+        response = self.http.post(
+            "/api/2.0/mlflow/runs/create",
+            json={
+                "experiment_id": self.experiment,
+                "run_name": f"bench-{i}",
+                "start_time": int(time.time() * 1000),
+            },
+        )
+        response.raise_for_status()
+        return str(response.json()["run"]["info"]["run_id"])
+
+    def log_batch(self, run_id: str, start: int, n: int) -> None:
+        now = int(time.time() * 1000)
+        metrics = [
+            {"key": KEY, "value": 1.0 / (1 + s), "timestamp": now, "step": s}
+            for s in range(start, start + n)
+        ]
+        self.http.post(
+            "/api/2.0/mlflow/runs/log-batch", json={"run_id": run_id, "metrics": metrics}
+        ).raise_for_status()
+
+    def history(self, run_id: str) -> int:
+        response = self.http.get(
+            "/api/2.0/mlflow/metrics/get-history",
+            params={"run_id": run_id, "metric_key": KEY, "max_results": 25000},
+        )
+        response.raise_for_status()
+        return len(response.json()["metrics"])
+
+    def many(self, run_ids: list[str]) -> int:
+        response = self.http.get(
+            "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval",
+            params=[("run_ids", r) for r in run_ids] + [("metric_key", KEY), ("max_results", 500)],
+        )
+        response.raise_for_status()
+        return len(response.json()["metrics"])
+
+    def run_list(self, limit: int) -> int:
+        response = self.http.post(
+            "/api/2.0/mlflow/runs/search",
+            json={"experiment_ids": [self.experiment], "max_results": limit},
+        )
+        response.raise_for_status()
+        return len(response.json()["runs"])
+
+    def close(self) -> None:
+        self.http.close()
+        stop(self.process)
+
+
+# --------------------------------------------------------------------------- ORM baseline
+
+
+class PlainOrm:
+    """What a hand-rolled tracker does with the SQLAlchemy ORM, in process (no HTTP at all):
+    one ORM object per point, a query per run for latest values, full series (no downsampling).
+    Used when MLflow is not installed; it flatters the baseline (no HTTP, no auth, no JSON
+    validation), so the ratios are conservative."""
+
+    def __init__(self, database_url: str) -> None:
+        from backend.db.migrate import upgrade
+        from backend.db.session import make_engine
+
+        upgrade(database_url)
+        self.engine = make_engine(database_url)
+
+    def session(self) -> Any:
+        from sqlalchemy.orm import Session
+
+        return Session(self.engine)
+
+    def create_run(self, i: int) -> int:
+        from backend.db.models import Run
+
+        with self.session() as session:
+            run = Run(
+                name=f"bench-{i}",
+                status="queued",
+                config={},
+                config_hash="x",
+                base_model="builtin:tiny-random",
+                dataset="scienceqa",
+                seed=i,
+            )
+            session.add(run)
+            session.commit()
+            return int(run.id)
+
+    def log_batch(self, run_id: int, start: int, n: int) -> None:
+        from backend.db.models import MetricPoint
+
+        now = time.time()
+        with self.session() as session:
+            for s in range(start, start + n):
+                session.add(
+                    MetricPoint(run_id=run_id, key=KEY, step=s, value=1.0 / (1 + s), wall_time=now)
+                )
+            session.commit()
+
+    def _series(self, session: Any, run_id: int) -> list[dict[str, Any]]:
+        from sqlalchemy import select
+
+        from backend.db.models import MetricPoint
+
+        rows = session.scalars(
+            select(MetricPoint)
+            .where(MetricPoint.run_id == run_id, MetricPoint.key == KEY)
+            .order_by(MetricPoint.step)
+        )
+        return [{"step": p.step, "value": p.value} for p in rows]
+
+    def history(self, run_id: int) -> int:
+        with self.session() as session:
+            return len(json.loads(json.dumps(self._series(session, run_id))))
+
+    def many(self, run_ids: list[int]) -> int:
+        with self.session() as session:
+            data = {rid: self._series(session, rid) for rid in run_ids}
+            return sum(len(v) for v in json.loads(json.dumps(data)).values())
+
+    def run_list(self, limit: int) -> int:
+        from sqlalchemy import select
+
+        from backend.db.models import MetricPoint, Run
+
+        with self.session() as session:
+            items = []
+            for run in session.scalars(select(Run).order_by(Run.id.desc()).limit(limit)):
+                last = session.scalars(
+                    select(MetricPoint)
+                    .where(MetricPoint.run_id == run.id, MetricPoint.key == KEY)
+                    .order_by(MetricPoint.step.desc())
+                    .limit(1)
+                ).first()
+                items.append({"id": run.id, "name": run.name, KEY: last.value if last else None})
+            return len(json.loads(json.dumps(items)))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+# --------------------------------------------------------------------------- the workload
+
+
+def workload(server: Any, runs: int, points: int, repeats: int) -> dict[str, Any]:
+    ids = [server.create_run(i) for i in range(runs)]
+    per_run = points // runs
+    start = time.perf_counter()
+    for run_id in ids:
+        for first in range(0, per_run, BATCH):
+            server.log_batch(run_id, first, min(BATCH, per_run - first))
+    ingest_s = time.perf_counter() - start
+    assert server.history(ids[0]) == per_run
+    return {
+        "ingest_points_per_s": per_run * runs / ingest_s,
+        "history": timed(lambda: server.history(ids[0]), repeats),
+        "twenty_runs": timed(lambda: server.many(ids[:20]), repeats),
+        "run_list": timed(lambda: server.run_list(runs), repeats),
+        "ids": ids,
+    }
+
+
+def thousand_runs(studio: Studio, existing: list[int], repeats: int) -> tuple[float, float]:
+    """Top the database up to 1,000 runs (written directly: creation is not what is timed)."""
+    from backend.db.repositories import insert_metric_points
+    from backend.db.session import session_scope
+    from backend.runs.service import run_from_config
+    from unisd_core.config import RunConfig
+
+    config = RunConfig.model_validate({"train": {"max_steps": 5000}})
+    with session_scope(studio.database_url) as session:
+        runs = [run_from_config(config, queue="cpu") for _ in range(len(existing), 1000)]
+        session.add_all(runs)
+        session.flush()
+        now = time.time()
+        insert_metric_points(
+            session,
+            [
+                {"run_id": r.id, "key": KEY, "step": s, "value": 1.0, "wall_time": now}
+                for r in runs
+                for s in range(3)
+            ],
+        )
+    assert studio.run_list(1000) == 1000
+    return timed(lambda: studio.run_list(1000), repeats)
+
+
+def pg_database(admin_url: str) -> tuple[str, Callable[[], None]] | None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    try:
+        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # any driver error: no PostgreSQL here
+        print(f"PostgreSQL not reachable ({exc.__class__.__name__}); skipping it")
+        return None
+    name = f"unisd_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False), drop
+
+
+def fmt(pair: tuple[float, float] | None) -> str:
+    return "-" if pair is None else f"{pair[0]:8.1f} / {pair[1]:8.1f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="Fraction of the 1M points.")
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--mlflow", default="/tmp/mlflow-venv/bin/mlflow")
+    parser.add_argument("--pg", default=DEFAULT_PG, help="PostgreSQL admin URL ('' to skip).")
+    args = parser.parse_args()
+    points = int(1_000_000 * args.scale)
+    results: dict[str, dict[str, Any]] = {}
+    lists: dict[str, tuple[float, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="unisd-bench-") as tmp:
+        root = Path(tmp)
+        targets: list[tuple[str, str, Callable[[], None] | None]] = [
+            ("studio/sqlite", f"sqlite:///{root / 'studio.db'}", None)
+        ]
+        if args.pg:
+            made = pg_database(args.pg)
+            if made is not None:
+                targets.append(("studio/postgresql", made[0], made[1]))
+        for label, url, cleanup in targets:
+            studio = Studio(url, root)
+            try:
+                print(f"{label}: {args.runs} runs, {points:,} points ...", flush=True)
+                results[label] = workload(studio, args.runs, points, args.repeats)
+                lists[label] = thousand_runs(studio, results[label]["ids"], args.repeats)
+            finally:
+                studio.close()
+                if cleanup is not None:
+                    cleanup()
+        if shutil.which(args.mlflow) or Path(args.mlflow).exists():
+            print(f"mlflow: {args.runs} runs, {points:,} points ...", flush=True)
+            mlflow = MLflow(args.mlflow, root)
+            try:
+                results["mlflow/sqlite"] = workload(mlflow, args.runs, points, args.repeats)
+            finally:
+                mlflow.close()
+        else:
+            print(f"MLflow not found at {args.mlflow}: baseline = plain SQLAlchemy ORM, in process")
+            orm = PlainOrm(f"sqlite:///{root / 'orm.db'}")
+            try:
+                print(f"orm/sqlite: {args.runs} runs, {points:,} points ...", flush=True)
+                results["orm/sqlite (baseline)"] = workload(orm, args.runs, points, args.repeats)
+            finally:
+                orm.close()
+
+    print()
+    print(f"workload: {args.runs} runs, {points:,} points in batches of {BATCH}, one client")
+    print("latency columns: p50 / p95 in ms")
+    header = f"{'server':20} {'ingest pts/s':>13} {'1-key history':>19} {'20 runs, 1 key':>19} "
+    print(header + f"{'run list+latest':>19} {'1000-run list':>19}")
+    for label, r in results.items():
+        print(
+            f"{label:20} {r['ingest_points_per_s']:13,.0f} {fmt(r['history']):>19} "
+            f"{fmt(r['twenty_runs']):>19} {fmt(r['run_list']):>19} {fmt(lists.get(label)):>19}"
+        )
+    baseline = "mlflow/sqlite" if "mlflow/sqlite" in results else "orm/sqlite (baseline)"
+    reference = results.get(baseline)
+    if reference is not None:
+        print(f"\nratios vs {baseline} (ingest: higher is better; latency p50: lower is better)")
+        for label, r in results.items():
+            if label == baseline:
+                continue
+            ingest = r["ingest_points_per_s"] / reference["ingest_points_per_s"]
+            cells = [
+                f"{r[name][0] / reference[name][0]:.3f}"
+                for name in ("history", "twenty_runs", "run_list")
+            ]
+            print(
+                f"{label:20} ingest {ingest:6.1f}x   history {cells[0]}x   20 runs {cells[1]}x"
+                f"   run list {cells[2]}x"
+            )
+    for label, pair in lists.items():
+        verdict = "OK" if pair[1] < 150 else "MISSED"
+        print(f"{label}: 1,000-run list with latest metrics p95 {pair[1]:.1f} ms ({verdict}, <150)")
+
+
+if __name__ == "__main__":
+    main()
