@@ -86,6 +86,7 @@ def test_every_preset_runs_three_steps_with_its_diagnostics(name: str) -> None:
             },
             "contrastive": {"enabled": True, "negatives": "generated"},
             "data": {"max_train_examples": 12},
+            "train": {"max_steps": 2},
         },
         {
             "agreement": {"enabled": True, "context_source": "random", "gamma_agreement": 50.0},
