@@ -28,6 +28,7 @@ def test_cli_eval_writes_report_and_resumes(tmp_path: Path) -> None:
         "3",
         "--batch-size",
         "2",
+        "--no-likelihoods",
         "--output",
         str(out),
     ]
