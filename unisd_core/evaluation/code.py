@@ -56,6 +56,15 @@ def build_program(example: Example, code: str) -> str:
         if not re.search(rf"^\s*def\s+{re.escape(entry)}\s*\(", code, re.MULTILINE):
             # The model returned only a body: complete the given prompt with it.
             code = example.question + code
+        else:
+            # A complete function often drops the prompt's imports (`from typing import List`);
+            # repeating them is harmless and keeps the score about the function itself.
+            imports = [
+                line
+                for line in example.question.splitlines()
+                if line.startswith(("import ", "from "))
+            ]
+            code = "\n".join([*imports, code])
         return f"{code}\n\n{example.tests[0]}"
     # Setup after the code: MBPP's setup code may use the solution's classes (e.g. a Node type),
     # and the sanitized set's imports only need to precede the asserts.

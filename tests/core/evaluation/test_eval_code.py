@@ -53,6 +53,14 @@ def test_humaneval_body_only_completion_is_completed_with_the_prompt() -> None:
     assert check_correctness(build_program(example, body)).passed
 
 
+def test_humaneval_complete_function_gets_the_prompt_imports() -> None:
+    example = load_examples("humaneval", split="test", limit=1)[0]  # uses typing.List
+    assert "from typing import List" in example.question
+    function = example.answer[example.answer.index("def ") :]
+    assert "from typing" not in function
+    assert check_correctness(build_program(example, function)).passed
+
+
 def _humaneval_results(examples: list[Example]) -> tuple[list[bool], list[bool]]:
     canonical = check_many([build_program(e, e.answer) for e in examples])
     mutated = check_many(
