@@ -415,6 +415,14 @@ def fmt(pair: tuple[float, float] | None) -> str:
     return "-" if pair is None else f"{pair[0]:8.1f} / {pair[1]:8.1f}"
 
 
+def print_row(label: str, r: dict[str, Any], thousand: tuple[float, float] | None) -> None:
+    print(
+        f"{label:20} {r['ingest_points_per_s']:13,.0f} {fmt(r['history']):>19} "
+        f"{fmt(r['twenty_runs']):>19} {fmt(r['run_list']):>19} {fmt(thousand):>19}",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="Fraction of the 1M points.")
@@ -441,6 +449,7 @@ def main() -> None:
                 print(f"{label}: {args.runs} runs, {points:,} points ...", flush=True)
                 results[label] = workload(studio, args.runs, points, args.repeats)
                 lists[label] = thousand_runs(studio, results[label]["ids"], args.repeats)
+                print_row(label, results[label], lists.get(label))
             finally:
                 studio.close()
                 if cleanup is not None:
@@ -450,6 +459,7 @@ def main() -> None:
             mlflow = MLflow(args.mlflow, root)
             try:
                 results["mlflow/sqlite"] = workload(mlflow, args.runs, points, args.repeats)
+                print_row("mlflow/sqlite", results["mlflow/sqlite"], None)
             finally:
                 mlflow.close()
         else:
@@ -458,6 +468,7 @@ def main() -> None:
             try:
                 print(f"orm/sqlite: {args.runs} runs, {points:,} points ...", flush=True)
                 results["orm/sqlite (baseline)"] = workload(orm, args.runs, points, args.repeats)
+                print_row("orm/sqlite (baseline)", results["orm/sqlite (baseline)"], None)
             finally:
                 orm.close()
 
@@ -467,10 +478,7 @@ def main() -> None:
     header = f"{'server':20} {'ingest pts/s':>13} {'1-key history':>19} {'20 runs, 1 key':>19} "
     print(header + f"{'run list+latest':>19} {'1000-run list':>19}")
     for label, r in results.items():
-        print(
-            f"{label:20} {r['ingest_points_per_s']:13,.0f} {fmt(r['history']):>19} "
-            f"{fmt(r['twenty_runs']):>19} {fmt(r['run_list']):>19} {fmt(lists.get(label)):>19}"
-        )
+        print_row(label, r, lists.get(label))
     baseline = "mlflow/sqlite" if "mlflow/sqlite" in results else "orm/sqlite (baseline)"
     reference = results.get(baseline)
     if reference is not None:
