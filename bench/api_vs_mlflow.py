@@ -372,7 +372,7 @@ def thousand_runs(studio: Studio, existing: list[int], repeats: int) -> tuple[fl
 
     config = RunConfig.model_validate({"train": {"max_steps": 5000}})
     with session_scope(studio.database_url) as session:
-        runs = [run_from_config(config, queue="cpu") for _ in range(len(existing), 1000)]
+        runs = [run_from_config(config, default_queue="cpu") for _ in range(len(existing), 1000)]
         session.add_all(runs)
         session.flush()
         now = time.time()

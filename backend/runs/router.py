@@ -59,7 +59,7 @@ def create_run(
     run = service.create_run(
         session,
         config,
-        queue=settings.default_queue,
+        default_queue=settings.default_queue,
         principal=principal,
         experiment_id=experiment_id,
         tags=tags,
@@ -82,7 +82,7 @@ def create_from_preset(
     run = service.create_run(
         session,
         config,
-        queue=settings.default_queue,
+        default_queue=settings.default_queue,
         principal=principal,
         experiment_id=body.experiment_id,
         tags=body.tags,
@@ -210,7 +210,7 @@ def clone_run(
         run_id,
         principal,
         overrides=service.overrides_dict(body.overrides),
-        queue=settings.default_queue,
+        default_queue=settings.default_queue,
         name=body.name,
         experiment_id=body.experiment_id,
         tags=body.tags,

@@ -15,6 +15,7 @@ from backend.db import repositories
 from backend.db.base import utcnow
 from backend.db.models import COMPONENT_FLAGS, FINISHED_STATUSES, Experiment, Run, RunEvent, RunTag
 from backend.errors import AppError, Conflict, NotFound
+from backend.queue import queue_for
 from unisd_core.config import RunConfig, deep_merge, parse_overrides
 
 
@@ -31,8 +32,12 @@ def component_flags(config: RunConfig) -> dict[str, bool]:
     }
 
 
-def run_from_config(config: RunConfig, *, queue: str) -> Run:
-    """A new queued run row for `config` (not added to a session)."""
+def run_from_config(config: RunConfig, *, default_queue: str) -> Run:
+    """A new queued run row for `config` (not added to a session).
+
+    The queue follows the config's resources (cpu, gpu, gpu-xN); `default_queue` serves configs
+    that leave the device to the deployment.
+    """
     train = config.train
     resources = getattr(config, "resources", None)
     return Run(
@@ -44,7 +49,7 @@ def run_from_config(config: RunConfig, *, queue: str) -> Run:
         base_model=config.model.name_or_path,
         dataset=config.data.benchmark,
         seed=train.seed,
-        queue=queue,
+        queue=queue_for(config, default_queue),
         total_steps=getattr(train, "max_steps", None) or 0,
         gpus=int(getattr(resources, "gpus", 1) or 1),
         **component_flags(config),
@@ -82,7 +87,7 @@ def create_run(
     session: Session,
     config: RunConfig,
     *,
-    queue: str,
+    default_queue: str,
     principal: Principal | None = None,
     experiment_id: int | None = None,
     tags: Sequence[str] = (),
@@ -91,7 +96,7 @@ def create_run(
 ) -> Run:
     if experiment_id is not None:
         check_experiment(session, experiment_id)
-    run = run_from_config(config, queue=queue)
+    run = run_from_config(config, default_queue=default_queue)
     run.created_by = principal.user_id if principal else None
     run.experiment_id = experiment_id
     run.notes = notes
@@ -309,7 +314,7 @@ def clone_run(
     principal: Principal,
     *,
     overrides: dict[str, Any],
-    queue: str,
+    default_queue: str,
     name: str | None = None,
     experiment_id: int | None = None,
     tags: list[str] | None = None,
@@ -324,7 +329,7 @@ def clone_run(
     return create_run(
         session,
         config,
-        queue=queue,
+        default_queue=default_queue,
         principal=principal,
         experiment_id=experiment_id if experiment_id is not None else source.experiment_id,
         tags=tags if tags is not None else source.tags,

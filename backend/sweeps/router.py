@@ -42,7 +42,7 @@ def create(
     body: SweepCreate, principal: PrincipalDep, session: SessionDep, settings: SettingsDep
 ) -> SweepOut:
     """Create the sweep and queue all its runs in one transaction, then send the tasks."""
-    sweep, runs = service.create(session, principal, body, queue=settings.default_queue)
+    sweep, runs = service.create(session, principal, body, default_queue=settings.default_queue)
     session.commit()
     for run in runs:
         if not send_train_run(settings, run.id, run.queue):

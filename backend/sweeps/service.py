@@ -216,7 +216,7 @@ def preview(session: Session, body: SweepCreate) -> SweepPreview:
 
 
 def create(
-    session: Session, principal: Principal, body: SweepCreate, *, queue: str
+    session: Session, principal: Principal, body: SweepCreate, *, default_queue: str
 ) -> tuple[Sweep, list[Run]]:
     """The sweep and all its queued runs, flushed in the caller's transaction (all or nothing)."""
     principal.require_write()
@@ -244,7 +244,7 @@ def create(
     session.flush()
     created = []
     for p in planned:
-        run = runs.run_from_config(p.config, queue=queue)
+        run = runs.run_from_config(p.config, default_queue=default_queue)
         run.sweep_id = sweep.id
         run.experiment_id = body.experiment_id
         run.created_by = principal.user_id

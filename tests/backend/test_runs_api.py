@@ -61,6 +61,20 @@ def test_bad_input_is_422_naming_the_field_and_stores_nothing(
     assert run_count(sqlite_url) == 0
 
 
+@pytest.mark.parametrize(
+    ("resources", "queue"),
+    [({"device": "cpu"}, "cpu"), ({"device": "cuda"}, "gpu"), ({"gpus": 2}, "gpu-x2"), ({}, "cpu")],
+)
+def test_the_queue_follows_the_configs_resources(
+    client: TestClient, resources: dict, queue: str
+) -> None:
+    created = client.post("/api/v1/runs", json={"resources": resources})
+    assert created.status_code == 201, created.text
+    assert created.json()["queue"] == queue  # {} leaves it to the deployment's default (cpu)
+    clone = client.post(f"/api/v1/runs/{created.json()['id']}/clone", json={"overrides": {}})
+    assert clone.json()["queue"] == queue
+
+
 def test_unknown_run_is_404(client: TestClient) -> None:
     for response in (
         client.get("/api/v1/runs/999"),

@@ -17,7 +17,7 @@ from workers import reaper
 
 def new_run(url: str, **values: Any) -> int:
     with session_scope(url) as session:
-        run = create_run(session, RunConfig.model_validate({"preset": "sft"}), queue="cpu")
+        run = create_run(session, RunConfig.model_validate({"preset": "sft"}), default_queue="cpu")
         for key, value in values.items():
             setattr(run, key, value)
         return run.id

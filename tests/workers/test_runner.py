@@ -27,7 +27,7 @@ def new_run(url: str, **raw: Any) -> int:
         "train": {"max_steps": 3, "batch_size": 1, **raw.get("train", {})},
     }
     with session_scope(url) as session:
-        return create_run(session, RunConfig.model_validate(raw), queue="cpu").id
+        return create_run(session, RunConfig.model_validate(raw), default_queue="cpu").id
 
 
 def get(url: str, run_id: int) -> Run:

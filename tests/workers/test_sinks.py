@@ -13,7 +13,7 @@ from workers.sinks import DbMetricSink
 
 def running_run(url: str) -> int:
     with session_scope(url) as session:
-        run = create_run(session, RunConfig.model_validate({"preset": "sft"}), queue="cpu")
+        run = create_run(session, RunConfig.model_validate({"preset": "sft"}), default_queue="cpu")
         run.status, run.attempt = "running", 1
         return run.id
 
