@@ -79,7 +79,8 @@ def build(studio: Studio) -> dict[str, Any]:
         except ApiError as exc:
             return [error_text(exc, "analyse the sweep"), None, None, None, None, None, None]
         try:
-            runs = client.list_runs(sweep_id=sweep_ids[0], limit=1000, latest=RETENTION_KEY)
+            keys = ",".join(k for k in (RETENTION_KEY, str(body.get("response", ""))) if k)
+            runs = client.list_runs(sweep_id=sweep_ids[0], limit=1000, latest=keys)
             rows = views.sweep_table(runs, client.evaluations_for([r.id for r in runs]))
         except ApiError:
             rows = []
