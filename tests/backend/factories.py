@@ -14,7 +14,7 @@ from unisd_core.config import RunConfig
 def make_run(session: Session, **overrides: Any) -> Run:
     """A queued run of the default config; `overrides` set columns after creation."""
     config = overrides.pop("config", None) or RunConfig.model_validate({"train": {"max_steps": 3}})
-    run = run_from_config(config, queue="cpu")
+    run = run_from_config(config, default_queue="cpu")
     for name, value in overrides.items():
         setattr(run, name, value)
     session.add(run)
