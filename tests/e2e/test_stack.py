@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import time
+
 import httpx
+import psutil
 import pytest
 
 from tests.support import Stack, service_env, wait_for_status
@@ -38,3 +42,21 @@ def test_real_redis_and_a_separate_worker(stack: Stack, redis_broker_url: str) -
     base_url = stack.serve(env)
     stack.start(["worker", "--queues", "cpu"], env, "worker")
     submit_and_finish(base_url)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_serve_takes_its_children_with_it(stack: Stack, sig: signal.Signals) -> None:
+    """Stopping (or killing) `unisd serve` leaves no orphaned broker, worker or reaper behind."""
+    stack.serve(service_env(stack.data_dir))
+    serve = stack.processes[0][0]
+    deadline = time.monotonic() + 60
+    children: list[psutil.Process] = []
+    while time.monotonic() < deadline and len(children) < 3:  # broker, worker, reaper
+        children = psutil.Process(serve.pid).children()
+        time.sleep(0.2)
+    assert len(children) >= 3, [c.cmdline() for c in children]
+    serve.send_signal(sig)
+    serve.wait(timeout=60)
+    _, alive = psutil.wait_procs(children, timeout=60)
+    assert alive == [], [p.cmdline() for p in alive]
