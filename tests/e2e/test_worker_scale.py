@@ -26,17 +26,19 @@ FINISHED = {"succeeded", "failed", "cancelled"}
 def test_two_workers_ten_runs_each_once(stack: Stack, redis_broker_url: str) -> None:
     env = env_for(stack, UNISD_BROKER_URL=redis_broker_url)
     base_url = stack.serve(env, "--no-reaper")
-    start_workers(stack, env, ["worker-1", "worker-2"], "--queues", "cpu", "--no-reap")
     url = database_url(stack)
 
     ids = [submit(base_url, train={"max_steps": 2, "batch_size": 1}) for _ in range(10)]
     # Duplicate delivery: every task is in the queue twice.
     settings = Settings(broker_url=redis_broker_url, data_dir=stack.data_dir)
     assert all(send_train_run(settings, run_id, "cpu") for run_id in ids)
-    # Cancel while queued: ten runs are ahead of it, so it cannot have started.
+    # Cancel while queued: no worker runs yet, so it cannot have started (its task, sent twice,
+    # is still in the broker and must be a no-op when a worker gets it).
     doomed = submit(base_url, train={"max_steps": 2, "batch_size": 1})
+    assert send_train_run(settings, doomed, "cpu")
     cancelled = httpx.post(f"{base_url}/api/v1/runs/{doomed}/cancel", timeout=10).json()
     assert cancelled["status"] == "cancelled", cancelled
+    start_workers(stack, env, ["worker-1", "worker-2"], "--queues", "cpu", "--no-reap")
 
     runs = [wait_until(url, i, lambda r: r.status in FINISHED, "finished") for i in ids]
     assert [r.status for r in runs] == ["succeeded"] * 10, [(r.id, r.error) for r in runs]
