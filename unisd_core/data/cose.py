@@ -10,7 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from unisd_core.data.hf import hf_rows
-from unisd_core.data.io import Record, field, find_file, optional_text, read_records
+from unisd_core.data.io import (
+    Record,
+    field,
+    find_file,
+    optional_text,
+    read_records,
+    split_name,
+)
 from unisd_core.data.options import shuffle_options
 from unisd_core.data.schema import DataError, Example
 
@@ -83,9 +90,7 @@ def join_raw(
 
 
 def load_local(directory: Path, split: str, *, seed: int) -> list[Example]:
-    if split not in SPLITS:
-        raise DataError(f"{NAME} has no split {split!r}; choose one of {sorted(SPLITS)}")
-    name = SPLITS[split]
+    name = split_name(NAME, split, SPLITS)
     try:
         records = list(read_records(find_file(directory, f"cose_v1.11_{name}_joined.jsonl")))
     except DataError:
@@ -98,9 +103,7 @@ def load_local(directory: Path, split: str, *, seed: int) -> list[Example]:
 
 
 def load_hf(split: str, *, seed: int) -> list[Example]:
-    if split not in SPLITS:
-        raise DataError(f"{NAME} has no split {split!r}; choose one of {sorted(SPLITS)}")
-    name = SPLITS[split]
+    name = split_name(NAME, split, SPLITS)
     return [
         example_from_record(r, seed=seed, origin=o, split=name)
         for o, r in hf_rows(HF_ID, "v1.11", name)

@@ -10,9 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from unisd_core.data.hf import hf_rows
-from unisd_core.data.io import Record, field, find_file, optional_text, read_records
+from unisd_core.data.io import (
+    Record,
+    field,
+    find_file,
+    optional_text,
+    read_records,
+    split_name,
+)
 from unisd_core.data.options import shuffle_options
-from unisd_core.data.schema import DataError, Example
+from unisd_core.data.schema import Example
 
 NAME = "gpqa"
 HF_ID = "Idavidrein/gpqa"
@@ -44,9 +51,7 @@ def example_from_record(record: Record, *, seed: int, origin: str) -> Example:
 
 
 def _subset(split: str) -> str:
-    if split not in SPLITS:
-        raise DataError(f"{NAME} has no split {split!r}; choose one of {sorted(SPLITS)}")
-    return SPLITS[split]
+    return split_name(NAME, split, SPLITS)
 
 
 def load_local(directory: Path, split: str, *, seed: int) -> list[Example]:

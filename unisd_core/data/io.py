@@ -131,3 +131,10 @@ def optional_text(record: Record, name: str) -> str:
     """A free-text field that may be absent or null (explanations, hints)."""
     value = record.get(name)
     return "" if value is None else str(value)
+
+
+def split_name(benchmark: str, split: str, splits: Mapping[str, str]) -> str:
+    """The file/config name of a user-facing split, or a DataError listing the valid ones."""
+    if split not in splits:
+        raise DataError(f"{benchmark} has no split {split!r}; choose one of {sorted(splits)}")
+    return splits[split]

@@ -10,7 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from unisd_core.data.hf import hf_rows
-from unisd_core.data.io import Record, field, find_file, optional_text, read_records
+from unisd_core.data.io import (
+    Record,
+    field,
+    find_file,
+    optional_text,
+    read_records,
+    split_name,
+)
 from unisd_core.data.options import shuffle_options
 from unisd_core.data.schema import DataError, Example
 
@@ -50,9 +57,7 @@ def example_from_record(
 
 
 def _split(split: str) -> str:
-    if split not in SPLITS:
-        raise DataError(f"{NAME} has no split {split!r}; choose one of {sorted(SPLITS)}")
-    return SPLITS[split]
+    return split_name(NAME, split, SPLITS)
 
 
 def load_local(directory: Path, split: str, *, seed: int) -> list[Example]:

@@ -12,7 +12,14 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from unisd_core.data.hf import hf_rows
-from unisd_core.data.io import Record, field, find_file, optional_text, read_records
+from unisd_core.data.io import (
+    Record,
+    field,
+    find_file,
+    optional_text,
+    read_records,
+    split_name,
+)
 from unisd_core.data.options import shuffle_options
 from unisd_core.data.schema import DataError, Example
 
@@ -51,9 +58,7 @@ def example_from_record(record: Record, *, seed: int, origin: str, pid: str, spl
 
 
 def _split_name(split: str) -> str:
-    if split not in SPLITS:
-        raise DataError(f"{NAME} has no split {split!r}; choose one of {sorted(SPLITS)}")
-    return SPLITS[split]
+    return split_name(NAME, split, SPLITS)
 
 
 def _from_records(
