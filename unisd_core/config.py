@@ -134,6 +134,22 @@ class DataConfig(ConfigBlock):
         le=131072,
         description="Token limit of scored completions (gold demonstrations are cut here).",
     )
+    evaluate_after_training: bool = Field(
+        True,
+        description=(
+            "Evaluate the final model on the eval benchmarks when training ends "
+            "(the base preset only evaluates)."
+        ),
+    )
+    eval_batch_size: int = Field(
+        8, ge=1, le=1024, description="Prompts generated together during evaluation."
+    )
+    eval_max_new_tokens: int | None = Field(
+        None,
+        ge=1,
+        le=131072,
+        description="Generation budget per evaluated item (default: max_completion_length).",
+    )
 
     @field_validator("source")
     @classmethod

@@ -33,6 +33,9 @@ def test_defaults_are_valid_and_frozen() -> None:
         ({"data": {"benchmark": "imagenet"}}, "data.benchmark"),
         ({"data": {"source": "s3://x"}}, "data.source"),
         ({"model": {"name_or_path": "builtin:gpt9"}}, "model.name_or_path"),
+        ({"data": {"eval_batch_size": 0}}, "data.eval_batch_size"),
+        ({"data": {"eval_max_new_tokens": 0}}, "data.eval_max_new_tokens"),
+        ({"data": {"evaluate_after_training": "sometimes"}}, "data.evaluate_after_training"),
     ],
 )
 def test_invalid_values_name_the_field(raw: dict, path: str) -> None:
@@ -54,6 +57,23 @@ def test_yaml_round_trip_and_stable_hash() -> None:
     assert again == cfg
     assert again.config_hash() == cfg.config_hash()
     assert RunConfig.model_validate({"train": {"seed": 4}}).config_hash() != cfg.config_hash()
+
+
+def test_evaluation_settings_default_on_and_round_trip() -> None:
+    data = RunConfig().data
+    assert (data.evaluate_after_training, data.eval_batch_size, data.eval_max_new_tokens) == (
+        True,
+        8,
+        None,
+    )
+    assert RunConfig.model_validate({"preset": "base"}).data.evaluate_after_training
+    cfg = build_config(
+        preset="sft",
+        overrides=["data.evaluate_after_training=false", "data.eval_max_new_tokens=16"],
+    )
+    assert (cfg.data.evaluate_after_training, cfg.data.eval_max_new_tokens) == (False, 16)
+    assert RunConfig.from_yaml(cfg.to_yaml()) == cfg
+    assert RunConfig.model_validate_json(cfg.canonical_json()) == cfg
 
 
 def test_overrides_parse_types_and_apply_on_top() -> None:

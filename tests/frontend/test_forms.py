@@ -65,6 +65,25 @@ def test_ui_values_convert_to_config_types() -> None:
     assert cfg.model.revision is None
 
 
+def test_evaluation_fields_are_in_the_form() -> None:
+    assert forms.SPEC_BY_PATH["data.evaluate_after_training"].kind == "bool"
+    budget = forms.SPEC_BY_PATH["data.eval_max_new_tokens"]
+    assert (budget.kind, budget.optional, budget.default) == ("int", True, None)
+    values = forms.values_from_preset("sft")
+    assert values["data.evaluate_after_training"] is True
+    values["data.evaluate_after_training"] = False
+    values["data.eval_batch_size"] = 4.0  # gr.Number hands floats
+    values["data.eval_max_new_tokens"] = "32"
+    cfg = RunConfig.model_validate(forms.config_from_values(values, "sft"))
+    assert (cfg.data.evaluate_after_training, cfg.data.eval_batch_size) == (False, 4)
+    assert cfg.data.eval_max_new_tokens == 32
+    values["data.eval_max_new_tokens"] = ""  # an emptied optional field means "default"
+    assert (
+        RunConfig.model_validate(forms.config_from_values(values, "sft")).data.eval_max_new_tokens
+        is None
+    )
+
+
 def test_invalid_values_are_reported_per_field() -> None:
     values = forms.values_from_preset("agree")
     values["train.max_steps"] = -5
