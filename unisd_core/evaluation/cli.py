@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,14 @@ DEFAULT_MAX_NEW_TOKENS = 256
 
 class EvalSetupError(ValueError):
     """The evaluation cannot start: the message says what to fix."""
+
+
+class EvalStateMismatch(EvalSetupError):
+    """OUTPUT holds items of a different evaluation (another model, data or settings)."""
+
+
+class EvalStopped(Exception):
+    """`stop()` said stop: the items finished so far are saved, a re-run resumes after them."""
 
 
 @dataclass(frozen=True)
@@ -122,7 +130,7 @@ def _load_done(output: Path, fingerprint: str, fresh: bool) -> dict[str, dict[st
     if state_path.is_file():
         saved = json.loads(state_path.read_text(encoding="utf-8")).get("fingerprint")
         if saved != fingerprint:
-            raise EvalSetupError(
+            raise EvalStateMismatch(
                 f"{output} holds results of a different evaluation (other model, data or "
                 "settings); choose another --output or pass --fresh"
             )
@@ -187,8 +195,13 @@ def run_eval(
     device: str | None = None,
     fresh: bool = False,
     progress: bool = True,
+    stop: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate and write OUTPUT/items.jsonl + OUTPUT/report.json; return the report dict."""
+    """Evaluate and write OUTPUT/items.jsonl + OUTPUT/report.json; return the report dict.
+
+    `stop` is polled after each chunk of items is saved; when it says stop, EvalStopped is
+    raised (no report is written) and a later call with the same settings resumes.
+    """
     target = resolve_target(config_or_run_dir, model)
     config = target.config
     chosen = list(benchmarks) or default_benchmarks(config)
@@ -243,6 +256,8 @@ def run_eval(
         with items_path.open("a", encoding="utf-8") as handle:
             for item in items:
                 handle.write(item.to_json() + "\n")
+        if stop is not None and stop():
+            raise EvalStopped(f"evaluation stopped; finished items are kept in {items_path}")
 
     # Ids are unique within a benchmark; `done` is keyed per benchmark to stay unambiguous.
     done = {
