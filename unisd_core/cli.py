@@ -12,13 +12,17 @@ import sys
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import yaml
 from pydantic import ValidationError
 
 from unisd_core.config import RunConfig, build_config
+from unisd_core.replication.cli import register as register_replication
+
+if TYPE_CHECKING:
+    from unisd_core.trainer import TrainResult
 
 app = typer.Typer(help="UniSD Studio: self-distillation runs of LLMs.", no_args_is_help=True)
 
@@ -59,9 +63,12 @@ def train(
         bool, typer.Option("--resume", help="Continue from the newest checkpoint in OUTPUT.")
     ] = False,
 ) -> None:
-    """Train locally; writes OUTPUT/config.yaml, metrics.jsonl, checkpoints/ and summary.json.
+    """Train locally, then evaluate; writes OUTPUT/config.yaml, metrics.jsonl, checkpoints/,
+    eval/ (report.json, items.jsonl) and summary.json.
 
-    Ctrl-C stops at the next step boundary and writes a checkpoint (press it twice to abort).
+    Ctrl-C stops at the next step boundary (or, while evaluating, after the current batch of
+    items) and keeps what is done; press it twice to abort. `data.evaluate_after_training: false`
+    skips the evaluation.
     """
     raw = load_config_file(config) if config is not None else {}
     try:
@@ -78,7 +85,7 @@ def train(
     from tqdm import tqdm
 
     from unisd_core.callbacks import JsonlSink
-    from unisd_core.trainer import train as run_training
+    from unisd_core.pipeline import EVAL_DIR, train_and_evaluate
 
     output.mkdir(parents=True, exist_ok=True)
     (output / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
@@ -87,46 +94,104 @@ def train(
         metrics_path.unlink(missing_ok=True)
     sink = JsonlSink(metrics_path)
     interrupted = {"requested": False}
+    trained: list[TrainResult] = []  # set between training and evaluation
 
     def on_interrupt(signum: int, frame: object) -> None:
         if interrupted["requested"]:
             raise KeyboardInterrupt
         interrupted["requested"] = True
-        typer.echo("\nstopping after this step (Ctrl-C again to abort)", err=True)
+        where = "the current batch of eval items" if trained else "this step"
+        typer.echo(f"\nstopping after {where} (Ctrl-C again to abort)", err=True)
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     bar = tqdm(total=cfg.train.max_steps, desc="training", unit="step", file=sys.stderr)
-    try:
 
-        def progress_sink(step: int, metrics: Mapping[str, float]) -> None:
-            sink(step, metrics)
+    def progress_sink(step: int, metrics: Mapping[str, float]) -> None:
+        sink(step, metrics)
+        if not trained:
             bar.n = step
             bar.set_postfix(loss=f"{metrics.get('loss/total', float('nan')):.4f}", refresh=False)
             bar.refresh()
 
-        result = run_training(
+    def on_trained(result: TrainResult) -> None:
+        trained.append(result)
+        bar.close()
+        if cfg.data.evaluate_after_training and not result.stopped_early:
+            typer.echo(f"trained {result.steps_completed} steps; evaluating", err=True)
+
+    try:
+        outcome = train_and_evaluate(
             cfg,
             progress_sink,
             lambda: interrupted["requested"],
-            resume_from=output if resume else None,
             output_dir=output,
+            resume_from=output if resume else None,
+            on_trained=on_trained,
         )
     except (OSError, ValueError, RuntimeError, NotImplementedError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        if not trained:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        # Training finished and its checkpoint is saved: keep its summary, say how to retry.
+        _write_summary(output, cfg, trained[0], eval_error=f"{type(exc).__name__}: {exc}")
+        typer.echo(
+            f"evaluation failed: {exc}\nthe trained model is in {output}; evaluate it with "
+            f"`unisd eval {output} --output {output / EVAL_DIR}`",
+            err=True,
+        )
         raise typer.Exit(1) from None
     finally:
         bar.close()
         signal.signal(signal.SIGINT, previous)
-    summary = {
+    result = outcome.train
+    report_path = outcome.eval_dir / "report.json" if outcome.eval_dir is not None else None
+    _write_summary(
+        output,
+        cfg,
+        result,
+        eval_report=report_path,
+        eval_metrics=outcome.eval_report["flat"] if outcome.eval_report else None,
+        eval_seconds=outcome.eval_seconds,
+    )
+    if outcome.eval_report is not None:
+        for benchmark, metrics in outcome.eval_report["metrics"].items():
+            shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+            typer.echo(f"{benchmark}: {shown}")
+    if result.stopped_early:
+        state = "stopped"
+    elif outcome.eval_stopped:
+        state = "stopped before the evaluation finished"
+    else:
+        state = "done"
+    where = f"metrics in {metrics_path}"
+    if report_path is not None:
+        where += f", eval report in {report_path}"
+    typer.echo(f"{state}: {result.steps_completed} steps; {where}")
+
+
+def _write_summary(
+    output: Path,
+    cfg: RunConfig,
+    result: TrainResult,
+    *,
+    eval_report: Path | None = None,
+    eval_metrics: Mapping[str, float] | None = None,
+    eval_seconds: float | None = None,
+    eval_error: str | None = None,
+) -> None:
+    summary: dict[str, object] = {
         "steps_completed": result.steps_completed,
         "stopped_early": result.stopped_early,
         "config_hash": cfg.config_hash(),
         "checkpoint": str(result.checkpoint) if result.checkpoint else None,
         **result.info,
+        "eval_report": str(eval_report) if eval_report is not None else None,
+        "eval": dict(eval_metrics) if eval_metrics is not None else None,
+        "eval_seconds": round(eval_seconds, 2) if eval_seconds is not None else None,
     }
+    if eval_error is not None:
+        summary["eval_error"] = eval_error
     (output / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    state = "stopped" if result.stopped_early else "done"
-    typer.echo(f"{state}: {result.steps_completed} steps; metrics in {metrics_path}")
 
 
 @app.command()
@@ -225,6 +290,10 @@ def eval_(
         shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
         typer.echo(f"{benchmark}: {shown}")
     typer.echo(f"done: report in {output / 'report.json'}")
+
+
+# Replication commands are core commands kept in their own module (they are long).
+register_replication(app)
 
 
 def _register_plugins() -> None:

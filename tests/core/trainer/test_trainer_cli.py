@@ -18,6 +18,8 @@ FAST = [
     "train.max_new_tokens=4",
     "--set",
     "model.lora.r=4",
+    "--set",
+    "data.evaluate_after_training=false",  # these tests are about training and resuming
 ]
 
 
