@@ -58,10 +58,13 @@ def classify(exc: BaseException) -> Failure:
     names = set().union(*(_names(e) for e in chain))
     text = " ".join(str(e) for e in chain).lower()
     if "OutOfMemoryError" in names or "out of memory" in text:
+        knobs = (
+            "data.eval_batch_size or data.eval_max_new_tokens"
+            if "EvaluationFailed" in names
+            else "train.batch_size or max_new_tokens"
+        )
         return Failure(
-            "out_of_memory",
-            one_line(f"out of memory: reduce train.batch_size or max_new_tokens ({message})"),
-            retryable=False,
+            "out_of_memory", one_line(f"out of memory: reduce {knobs} ({message})"), retryable=False
         )
     if "ModelLoadError" in names:
         return Failure("missing_model", one_line(message), retryable=False)

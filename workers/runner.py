@@ -10,6 +10,7 @@ import contextlib
 import inspect
 import json
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -18,19 +19,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 
 from backend.db.base import utcnow
 from backend.db.models import Run
-from backend.db.repositories import add_artifact
+from backend.db.repositories import add_artifact, add_evaluation
 from backend.db.session import session_scope
 from unisd_core.config import RunConfig
 from workers import failures, placement
 from workers.events import RunEventLog
 from workers.heartbeat import Heartbeat
 from workers.sinks import DbMetricSink
+
+if TYPE_CHECKING:
+    from unisd_core.trainer import TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -237,9 +241,9 @@ def _train(
                 f"run needs {needed} GPUs but this worker owns {len(gpus)} ({gpus or 'none'}); "
                 f"start workers for it with `unisd worker --gpus` listing {needed} GPUs"
             )
-        return _train_distributed(claimed, run_id, database_url, out_dir, heartbeat, gpus)
+        return _train_distributed(claimed, run_id, database_url, out_dir, heartbeat, gpus, events)
 
-    from unisd_core.trainer import train  # torch loads only in the worker, only when needed
+    from unisd_core.pipeline import train_and_evaluate  # torch loads only in the worker
 
     sink = DbMetricSink(
         database_url,
@@ -250,20 +254,134 @@ def _train(
         background=True,
     )
     heartbeat.on_tick.append(sink.flush_if_due)  # points reach the database off the step path
-    kwargs = _train_kwargs(train, out_dir)
-    if "resume_from" in kwargs:
+    resume_from = _resume_from(out_dir)
+    if resume_from is not None:
         events.add("info", f"resuming from the last checkpoint in {out_dir}")
-    result = train(config, sink, StopSignal(heartbeat, sink), **kwargs)
-    sink.flush()
-    checkpoint = getattr(result, "checkpoint", None)
-    if checkpoint is not None:
-        _register(database_url, run_id, "checkpoint", Path(checkpoint))
-    status = "cancelled" if result.stopped_early else "succeeded"
+    evaluating = False
+
+    def on_trained(trained: TrainResult) -> None:
+        # Between training and evaluation: the checkpoint and the curves are stored before a
+        # possibly long evaluation starts, so a failure there loses neither.
+        nonlocal evaluating
+        sink.flush()
+        _register_checkpoint(database_url, run_id, out_dir, trained)
+        if trained.stopped_early or not config.data.evaluate_after_training:
+            return
+        done = (
+            "nothing to train (objective none)"
+            if config.objective == "none"
+            else f"trained {trained.steps_completed} steps"
+        )
+        events.add("info", f"{done}; evaluating")
+        evaluating = True
+
+    try:
+        # The heartbeat thread keeps beating (and reading the cancel flag) during evaluation;
+        # the evaluation polls the same stop signal after each chunk of items it saves.
+        outcome = train_and_evaluate(
+            config,
+            sink,
+            StopSignal(heartbeat, sink),
+            output_dir=out_dir,
+            resume_from=resume_from,
+            on_trained=on_trained,
+        )
+    except RunLost:
+        raise
+    except Exception as exc:
+        if evaluating:
+            raise EvaluationFailed(
+                f"training finished but evaluating it failed with {type(exc).__name__}: {exc}"
+            ) from exc
+        raise
+    sink.flush()  # the eval metrics went to the sink last: into metric_points/metric_latest now
+    if outcome.eval_report is not None:
+        _record_evaluations(database_url, run_id, outcome.eval_report, out_dir, events)
+        benchmarks = ", ".join(outcome.eval_report["settings"]["benchmarks"])
+        events.add("info", f"evaluated on {benchmarks} in {outcome.eval_seconds or 0:.0f} s")
+    elif outcome.eval_stopped:
+        events.add("info", "cancel requested: evaluation stopped (finished items are kept)")
+    result = outcome.train
+    # A cancel that arrives after the last check (during the final chunk of the evaluation) still
+    # wins: the user asked for the run to end as cancelled, whatever it finished meanwhile.
+    cancelled = outcome.stopped_early or heartbeat.cancel_requested.is_set()
+    status = "cancelled" if cancelled else "succeeded"
     events.add("info", f"{status} after step {result.steps_completed}")
     heartbeat.stop()
     if not finalize(database_url, run_id, attempt, status):
         raise RunLost(f"run {run_id} changed hands before attempt {attempt} could finish it")
     return status
+
+
+class EvaluationFailed(RuntimeError):
+    """Training finished (its checkpoint is kept) but evaluating the result raised."""
+
+
+def _resume_from(out_dir: Path) -> Path | None:
+    from unisd_core.checkpoint import latest_checkpoint
+
+    return out_dir if latest_checkpoint(out_dir) is not None else None
+
+
+def _register_checkpoint(
+    database_url: str, run_id: int, out_dir: Path, trained: TrainResult
+) -> None:
+    checkpoint = trained.checkpoint
+    if checkpoint is None and trained.steps_completed > 0:
+        # A resumed attempt whose checkpoint was already final saves none: the last one counts.
+        from unisd_core.checkpoint import latest_checkpoint
+
+        checkpoint = latest_checkpoint(out_dir)
+    if checkpoint is not None:
+        _register(database_url, run_id, "checkpoint", Path(checkpoint))
+
+
+def _record_evaluations(
+    database_url: str,
+    run_id: int,
+    report: dict[str, Any],
+    out_dir: Path,
+    events: RunEventLog,
+) -> None:
+    """One Evaluation row per benchmark metric, and the report as an `eval_report` artifact."""
+    from unisd_core.evaluation.cli import ITEMS_FILE, REPORT_FILE
+    from unisd_core.pipeline import EVAL_DIR
+
+    splits: dict[str, str] = report["settings"]["splits"]
+    skipped: list[str] = []
+    with session_scope(database_url) as session:
+        for benchmark, metrics in report["metrics"].items():
+            n = int(metrics["n"]) if "n" in metrics else None
+            for metric, value in metrics.items():
+                if metric == "n" or not isinstance(value, int | float):
+                    continue  # the item count is each row's `n`, not a score of its own
+                if not math.isfinite(value):
+                    skipped.append(f"{benchmark}/{metric}")  # JSON clients cannot read inf/nan
+                    continue
+                add_evaluation(
+                    session,
+                    run_id,
+                    benchmark,
+                    metric,
+                    float(value),
+                    n=n,
+                    split=splits.get(benchmark, "test"),
+                    details_artifact=f"{EVAL_DIR}/{ITEMS_FILE}",
+                )
+    if skipped:
+        events.add("warning", f"not stored (not a finite number): {', '.join(skipped)}")
+    report_path = out_dir / EVAL_DIR / REPORT_FILE
+    with session_scope(database_url) as session:
+        # Named by its place in the run directory: `report.json` alone could clash with another
+        # artifact of the run, and names are unique per run.
+        add_artifact(
+            session,
+            run_id,
+            "eval_report",
+            f"{EVAL_DIR}/{REPORT_FILE}",
+            report_path.resolve().as_uri(),
+            report_path.stat().st_size,
+        )
 
 
 class PlacementMismatch(ValueError):
@@ -336,8 +454,13 @@ def _train_distributed(
     out_dir: Path,
     heartbeat: Heartbeat,
     gpus: list[str],
+    events: RunEventLog,
 ) -> str:
-    """Launch `workers.distributed` under accelerate and watch it; the heartbeat stays here."""
+    """Launch `workers.distributed` under accelerate and watch it; the heartbeat stays here.
+
+    Multi-GPU runs are not evaluated yet (the launched processes only train): the run's event log
+    says so, and `unisd eval RUN_DIR` evaluates its checkpoint.
+    """
     command = placement.accelerate_command(
         run_id=run_id,
         attempt=claimed.attempt,
@@ -363,6 +486,11 @@ def _train_distributed(
     if process.returncode != 0 or status not in ("succeeded", "cancelled"):
         reason = outcome.get("reason") or f"accelerate launch exited with {process.returncode}"
         raise DistributedFailure(reason)
+    if status == "succeeded" and claimed.config.data.evaluate_after_training:
+        events.add(
+            "warning",
+            f"multi-GPU runs are not evaluated yet: run `unisd eval {out_dir}` to evaluate it",
+        )
     heartbeat.stop()
     if not finalize(database_url, run_id, claimed.attempt, status):
         raise RunLost(f"run {run_id} changed hands before attempt {claimed.attempt} finished")

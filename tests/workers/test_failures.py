@@ -43,6 +43,22 @@ def test_the_cause_chain_counts() -> None:
     assert failures.classify(outer).retryable
 
 
+def test_evaluation_failures_keep_their_cause_and_name_the_eval_settings() -> None:
+    from workers.runner import EvaluationFailed
+
+    def wrapped(cause: BaseException) -> EvaluationFailed:
+        outer = EvaluationFailed(f"evaluating it failed with {type(cause).__name__}: {cause}")
+        outer.__cause__ = cause
+        return outer
+
+    bad = failures.classify(wrapped(DataError("gpqa/test from local:/x: no such file")))
+    assert (bad.kind, bad.retryable) == ("bad_data", False)
+    assert "EvaluationFailed" in bad.reason and "gpqa" in bad.reason
+    oom = failures.classify(wrapped(OutOfMemoryError("CUDA out of memory")))
+    assert oom.kind == "out_of_memory" and "data.eval_batch_size" in oom.reason
+    assert failures.classify(wrapped(ConnectionResetError("database gone"))).retryable
+
+
 def test_reasons_are_one_short_line() -> None:
     reason = failures.classify(RuntimeError("a\nb\n" + "x" * 5000)).reason
     assert "\n" not in reason and len(reason) <= failures.REASON_MAX_CHARS

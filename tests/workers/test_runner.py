@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -11,20 +14,34 @@ import pytest
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select, update
 
-from backend.db.models import Artifact, MetricPoint, Run, RunEvent
+from backend.db.models import Artifact, Evaluation, MetricLatest, MetricPoint, Run, RunEvent
 from backend.db.session import session_scope
 from backend.runs.service import create_run
 from unisd_core import trainer
 from unisd_core.config import RunConfig
+from unisd_core.data import BUNDLED_DIR
 from workers import runner
+
+#: Evaluation on 4 items per benchmark with 8 generated tokens: a few seconds on the tiny model.
+FAST_EVAL = {
+    "evaluate_after_training": True,
+    "max_eval_examples": 4,
+    "eval_max_new_tokens": 8,
+    "max_prompt_length": 256,
+}
 
 
 def new_run(url: str, **raw: Any) -> int:
-    """An SFT run of the tiny model (the fastest objective), batch 1, unless `raw` says more."""
+    """An SFT run of the tiny model (the fastest objective), batch 1, unless `raw` says more.
+
+    Most tests here are about running and stopping the trainer: evaluation is off unless `raw`
+    asks for it (the tests below that check evaluation do).
+    """
     raw = {
         "preset": "sft",
         **raw,
         "train": {"max_steps": 3, "batch_size": 1, **raw.get("train", {})},
+        "data": {"evaluate_after_training": False, **raw.get("data", {})},
     }
     with session_scope(url) as session:
         return create_run(session, RunConfig.model_validate(raw), default_queue="cpu").id
@@ -167,7 +184,11 @@ def test_cancel_while_running_stops_at_a_step_boundary(sqlite_url: str, tmp_path
 
 def test_an_attempt_resumes_from_the_last_checkpoint(sqlite_url: str, tmp_path: Path) -> None:
     """A second attempt (after a lost worker) continues after the checkpoint, not from zero."""
-    run_id = new_run(sqlite_url, train={"max_steps": 4, "batch_size": 1, "checkpoint_every": 2})
+    run_id = new_run(
+        sqlite_url,
+        train={"max_steps": 4, "batch_size": 1, "checkpoint_every": 2},
+        data={**FAST_EVAL, "eval_benchmarks": ["scienceqa"]},
+    )
     assert execute(sqlite_url, run_id, tmp_path) == "succeeded"
     # As if the worker had died after step 4's checkpoint and the reaper re-queued the run
     # (with two more steps to go, so the resumed attempt has work to do).
@@ -185,6 +206,12 @@ def test_an_attempt_resumes_from_the_last_checkpoint(sqlite_url: str, tmp_path: 
     steps = [step for key, step in points(sqlite_url, run_id) if key == "loss/total"]
     assert steps == [1, 2, 3, 4, 5, 6]  # unique and gap-free across the two attempts
     assert any("resuming from the last checkpoint" in line for line in events(sqlite_url, run_id))
+    # Both attempts evaluated their final model; the second replaced the first's items.
+    evaluated = [s for k, s in points(sqlite_url, run_id) if k == "eval/scienceqa/accuracy"]
+    assert evaluated == [4, 6]
+    report = json.loads((tmp_path / "runs" / str(run_id) / "eval" / "report.json").read_text())
+    assert report["settings"]["checkpoint"].endswith("step-000006")
+    assert report["resumed_items"] == 0
 
 
 def test_a_reaped_attempt_stops_without_touching_the_run(sqlite_url: str, tmp_path: Path) -> None:
@@ -237,3 +264,110 @@ def test_the_distributed_entry_point_trains_and_reports(
     outcome = (tmp_path / "runs" / str(run_id) / "attempt-1-result.json").read_text()
     assert '"succeeded"' in outcome
     assert [s for k, s in points(sqlite_url, run_id) if k == "loss/total"] == [1, 2]
+
+
+def evaluations(url: str, run_id: int) -> list[Evaluation]:
+    with session_scope(url) as session:
+        rows = list(
+            session.scalars(
+                select(Evaluation)
+                .where(Evaluation.run_id == run_id)
+                .order_by(Evaluation.benchmark, Evaluation.metric)
+            )
+        )
+        session.expunge_all()
+        return rows
+
+
+def test_a_finished_run_is_evaluated_and_its_scores_stored(sqlite_url: str, tmp_path: Path) -> None:
+    run_id = new_run(sqlite_url, train={"max_steps": 2}, data=FAST_EVAL)
+    assert execute(sqlite_url, run_id, tmp_path) == "succeeded"
+    assert get(sqlite_url, run_id).status == "succeeded"
+
+    rows = evaluations(sqlite_url, run_id)
+    by_key = {(r.benchmark, r.metric): r for r in rows}
+    assert {b for b, _ in by_key} == {"scienceqa", "gpqa"}
+    assert ("scienceqa", "n") not in by_key  # the item count is each row's `n`
+    accuracy = by_key[("scienceqa", "accuracy")]
+    assert 0.0 <= accuracy.value <= 1.0
+    assert (accuracy.n, accuracy.split, accuracy.details_artifact) == (
+        4,
+        "test",
+        "eval/items.jsonl",
+    )
+    assert by_key[("gpqa", "accuracy")].n == 4
+    assert ("gpqa", "retention_ppl") in by_key  # the adapters against the base
+
+    with session_scope(sqlite_url) as session:
+        artifacts = set(
+            session.execute(
+                select(Artifact.kind, Artifact.name).where(Artifact.run_id == run_id)
+            ).tuples()
+        )
+        latest = session.get(MetricLatest, (run_id, "eval/scienceqa/accuracy"))
+        assert latest is not None and (latest.step, latest.value) == (2, accuracy.value)
+    assert ("eval_report", "eval/report.json") in artifacts
+    assert ("checkpoint", "step-000002") in artifacts
+    assert ("eval/gpqa/accuracy", 2) in points(sqlite_url, run_id)
+    assert ("retention/ppl", 2) in points(sqlite_url, run_id)
+    log = events(sqlite_url, run_id)
+    assert any(line == "trained 2 steps; evaluating" for line in log)
+    assert any(re.fullmatch(r"evaluated on scienceqa, gpqa in \d+ s", line) for line in log)
+    assert log[-1] == "succeeded after step 2"
+
+
+def test_the_base_preset_evaluates_the_untrained_model(sqlite_url: str, tmp_path: Path) -> None:
+    run_id = new_run(sqlite_url, preset="base", data=FAST_EVAL)
+    assert execute(sqlite_url, run_id, tmp_path) == "succeeded"
+    assert {(r.benchmark, r.metric) for r in evaluations(sqlite_url, run_id)} >= {
+        ("scienceqa", "accuracy"),
+        ("gpqa", "accuracy"),
+    }
+    assert ("eval/scienceqa/accuracy", 0) in points(sqlite_url, run_id)
+    assert not any(key.startswith("loss/") for key, _ in points(sqlite_url, run_id))
+    assert "nothing to train (objective none); evaluating" in events(sqlite_url, run_id)
+
+
+def test_an_evaluation_error_fails_the_run_at_once(sqlite_url: str, tmp_path: Path) -> None:
+    """Local data holding scienceqa alone: training works, the gpqa evaluation cannot load."""
+    data = tmp_path / "data"
+    shutil.copytree(BUNDLED_DIR / "scienceqa", data / "scienceqa")
+    run_id = new_run(
+        sqlite_url, train={"max_steps": 1}, data={**FAST_EVAL, "source": f"local:{data}"}
+    )
+    sent: list[tuple[int, str, float]] = []
+    outcome = execute(sqlite_url, run_id, tmp_path, requeue=lambda *a: sent.append(a))
+    assert outcome == "failed" and sent == []  # bad data fails the same way every time
+    run = get(sqlite_url, run_id)
+    assert run.status == "failed" and run.attempt == 1
+    assert run.error and "evaluating it failed" in run.error and "gpqa" in run.error
+    assert evaluations(sqlite_url, run_id) == []
+    with session_scope(sqlite_url) as session:
+        kinds = set(session.scalars(select(Artifact.kind).where(Artifact.run_id == run_id)))
+    assert {"checkpoint", "traceback"} <= kinds  # the trained model is kept
+
+
+def test_a_cancel_during_evaluation_ends_the_run_cancelled(sqlite_url: str, tmp_path: Path) -> None:
+    """The cancel arrives once evaluation has started; items finished so far are kept."""
+    # 40 items one at a time (about 10 s): the cancel lands long before the last one.
+    slow_eval = {**FAST_EVAL, "max_eval_examples": None, "eval_max_new_tokens": 48}
+    run_id = new_run(sqlite_url, train={"max_steps": 1}, data={**slow_eval, "eval_batch_size": 1})
+    items = tmp_path / "runs" / str(run_id) / "eval" / "items.jsonl"
+
+    def cancel_once_evaluating() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not items.is_file():
+            time.sleep(0.02)
+        with session_scope(sqlite_url) as session:
+            session.execute(update(Run).where(Run.id == run_id).values(cancel_requested=True))
+
+    canceller = threading.Thread(target=cancel_once_evaluating)
+    canceller.start()
+    assert execute(sqlite_url, run_id, tmp_path) == "cancelled"
+    canceller.join()
+    assert get(sqlite_url, run_id).status == "cancelled"
+    assert 1 <= len(items.read_text().splitlines()) < 40  # stopped between items
+    assert evaluations(sqlite_url, run_id) == []
+    log = events(sqlite_url, run_id)
+    assert "cancel requested: evaluation stopped (finished items are kept)" in log
+    assert log[-1] == "cancelled after step 1"
