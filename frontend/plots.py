@@ -8,11 +8,13 @@ run looks the same in every figure.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
+import plotly.io as pio
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
@@ -245,15 +247,24 @@ def benchmark_bars(
 
 
 def forest_plot(
-    effects: Sequence[Mapping[str, Any]], *, title: str = "Effects with 95% CI", unit: str = ""
+    effects: Sequence[Mapping[str, Any]],
+    *,
+    title: str = "Effects with 95% CI",
+    unit: str = "",
+    x_title: str | None = None,
+    y_title: str = "term",
 ) -> go.Figure:
     """Horizontal points with CI whiskers, one row per term; zero marked."""
     rows = [e for e in effects if e.get("estimate") is not None]
     terms = [str(e.get("term", "")) for e in rows]
     estimates = [float(e["estimate"]) for e in rows]
-    lows = [float(e.get("ci_low", e["estimate"])) for e in rows]
-    highs = [float(e.get("ci_high", e["estimate"])) for e in rows]
-    significant = [lo > 0 or hi < 0 for lo, hi in zip(lows, highs, strict=False)]
+    # A row without an interval (one seed) gets no whiskers and is never marked significant.
+    bounded = [e.get("ci_low") is not None and e.get("ci_high") is not None for e in rows]
+    lows = [float(e["ci_low"] if b else e["estimate"]) for e, b in zip(rows, bounded, strict=True)]
+    highs = [
+        float(e["ci_high"] if b else e["estimate"]) for e, b in zip(rows, bounded, strict=True)
+    ]
+    significant = [b and (lo > 0 or hi < 0) for b, lo, hi in zip(bounded, lows, highs, strict=True)]
     figure = go.Figure(
         go.Scatter(
             x=estimates,
@@ -273,7 +284,8 @@ def forest_plot(
         )
     )
     figure.add_vline(x=0, line_dash="dash", line_color="#777")
-    _layout(figure, title, f"effect on the response{f' ({unit})' if unit else ''}", "term")
+    x_title = x_title or f"effect on the response{f' ({unit})' if unit else ''}"
+    _layout(figure, title, x_title, y_title)
     figure.update_yaxes(autorange="reversed")
     figure.update_layout(height=max(300, 40 * len(terms) + 120))
     return figure
@@ -302,11 +314,23 @@ def interaction_plot(
 
 
 def heatmap(
-    matrix: Mapping[str, Mapping[str, float]], *, title: str, colorbar: str = "gain"
+    matrix: Mapping[str, Mapping[str, float]],
+    *,
+    title: str,
+    colorbar: str = "gain",
+    columns: Sequence[str] | None = None,
+    text_format: str = "+.3f",
+    x_title: str = "benchmark",
+    y_title: str = "configuration",
 ) -> go.Figure:
-    """Rows x columns of values (e.g. component x benchmark gains), centred on zero."""
+    """Rows x columns of values (e.g. component x benchmark gains), centred on zero.
+
+    Columns come in the given order (a table's own, e.g. `overall` last), else alphabetically;
+    given columns that no row fills are dropped.
+    """
     rows = list(matrix)
-    columns = sorted({c for row in matrix.values() for c in row})
+    present = {c for row in matrix.values() for c in row}
+    columns = [c for c in columns if c in present] if columns is not None else sorted(present)
     z = [[matrix[r].get(c) for c in columns] for r in rows]
     finite = [abs(v) for row in z for v in row if v is not None]
     bound = max(finite) if finite else 1.0
@@ -319,11 +343,13 @@ def heatmap(
             zmin=-bound,
             zmax=bound,
             colorbar={"title": colorbar},
-            text=[[f"{v:+.3f}" if v is not None else "" for v in row] for row in z],
+            text=[[format(v, text_format) if v is not None else "" for v in row] for row in z],
             texttemplate="%{text}",
         )
     )
-    return _layout(figure, title, "benchmark", "configuration")
+    _layout(figure, title, x_title, y_title)
+    figure.update_yaxes(autorange="reversed")  # first row on top, as in a table
+    return figure
 
 
 def pareto_scatter(
@@ -363,3 +389,74 @@ def pareto_scatter(
             )
         )
     return _layout(figure, title, x, y)
+
+
+def bar_with_ci(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    title: str,
+    y_title: str,
+    x_title: str = "method",
+    label: str = "method",
+) -> go.Figure:
+    """One bar per row (`mean`), with asymmetric 95% CI whiskers from `ci_low`/`ci_high`."""
+    labels = [str(r[label]) for r in rows]
+    means = [float(r["mean"]) for r in rows]
+    # No interval (fewer than two seeds): no whisker.
+    highs = [float(r["ci_high"] if r.get("ci_high") is not None else r["mean"]) for r in rows]
+    lows = [float(r["ci_low"] if r.get("ci_low") is not None else r["mean"]) for r in rows]
+    figure = go.Figure(
+        go.Bar(
+            x=labels,
+            y=means,
+            marker_color=[colour(i) for i in range(len(rows))],
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": [h - m for h, m in zip(highs, means, strict=True)],
+                "arrayminus": [m - lo for m, lo in zip(means, lows, strict=True)],
+            },
+            name=f"{y_title} (95% CI)",
+        )
+    )
+    return _layout(figure, title, x_title, y_title)
+
+
+# --- export ------------------------------------------------------------------------------------
+
+PngWriter = Callable[[list[go.Figure], list[Path]], None]
+
+
+def write_pngs(figures: list[go.Figure], paths: list[Path]) -> None:
+    """PNG files through kaleido; one Chromium serves the whole batch (seconds per start)."""
+    pio.write_images(figures, paths, format="png", scale=2)
+
+
+def write_figures(
+    figures: Mapping[str, go.Figure | None], folder: Path, png: PngWriter | None = write_pngs
+) -> tuple[list[Path], str]:
+    """(files, note): each figure as standalone HTML, and as PNG when `png` can write it.
+
+    HTML needs nothing but plotly, so it is always written; PNG needs kaleido and a Chromium,
+    and when those fail the note says why and the HTML files stand in for the images.
+    """
+    drawn = {stem: figure for stem, figure in figures.items() if figure is not None}
+    written: list[Path] = []
+    for stem, figure in drawn.items():
+        path = folder / f"{stem}.html"
+        figure.write_html(path, include_plotlyjs=True, full_html=True)
+        written.append(path)
+    if png is None or not drawn:
+        return written, ""
+    paths = [folder / f"{stem}.png" for stem in drawn]
+    try:
+        png(list(drawn.values()), paths)
+    except Exception as exc:  # kaleido raises many kinds (no Chromium, timeouts, IPC errors)
+        for path in paths:
+            path.unlink(missing_ok=True)
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        return written, (
+            f"PNG export failed ({type(exc).__name__}{f': {reason}' if reason else ''}); "
+            "the figures are exported as HTML."
+        )
+    return written + [p for p in paths if p.exists()], ""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Any
 
 from frontend import plots
 from frontend.plots import PALETTE, Curve
@@ -88,3 +90,62 @@ def test_analysis_figures() -> None:
     assert len(inter.data) == 2 and inter.data[0].name == "ema = False"
     bars = plots.benchmark_bars({"gkd": {"gsm8k": 0.3}, "agree": {"gsm8k": 0.4}})
     assert [t.name for t in bars.data] == ["gkd", "agree"]
+
+
+def test_heatmap_keeps_a_given_column_order_and_forest_rows_without_interval() -> None:
+    heat = plots.heatmap(
+        {"sft": {"overall": 1.0, "scienceqa": 2.0}, "opsd": {"scienceqa": -1.0}},
+        title="h",
+        columns=["scienceqa", "gpqa (OOD)", "overall"],
+        text_format="+.1f",
+    )
+    assert list(heat.data[0].x) == ["scienceqa", "overall"]
+    assert list(heat.data[0].text[0]) == ["+2.0", "+1.0"] and heat.data[0].text[1][1] == ""
+    forest = plots.forest_plot(
+        [
+            {"term": "a", "estimate": 2.0, "ci_low": None, "ci_high": None},
+            {"term": "b", "estimate": 2.0, "ci_low": 1.0, "ci_high": 3.0},
+        ],
+        x_title="gain (pp)",
+    )
+    # one seed: no whisker and not marked significant, however far from zero
+    assert list(forest.data[0].marker.color) == [PALETTE[0], PALETTE[3]]
+    assert list(forest.data[0].error_x.array) == [0.0, 1.0]
+    assert forest.layout.xaxis.title.text == "gain (pp)"
+
+
+def test_bars_with_ci() -> None:
+    bars = plots.bar_with_ci(
+        [
+            {"method": "base", "mean": 1.2, "ci_low": None, "ci_high": None},
+            {"method": "sft", "mean": 2.5, "ci_low": 2.0, "ci_high": 3.5},
+        ],
+        title="r",
+        y_title="retention PPL",
+    )
+    assert list(bars.data[0].x) == ["base", "sft"] and list(bars.data[0].y) == [1.2, 2.5]
+    assert list(bars.data[0].error_y.array) == [0.0, 1.0]
+    assert list(bars.data[0].error_y.arrayminus) == [0.0, 0.5]
+
+
+def test_figures_export_as_png_through_kaleido_and_html(tmp_path: Path) -> None:
+    figures = {
+        "bars": plots.benchmark_bars({"gkd": {"gsm8k": 0.3}}),
+        "heat": plots.heatmap({"a": {"b": 0.1}}, title="h"),
+        "missing": None,
+    }
+    files, note = plots.write_figures(figures, tmp_path)
+    assert note == ""
+    assert sorted(p.name for p in files) == ["bars.html", "bars.png", "heat.html", "heat.png"]
+    for name in ("bars.png", "heat.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_failed_png_export_falls_back_to_html_and_says_so(tmp_path: Path) -> None:
+    def broken(figures: list[Any], paths: list[Path]) -> None:
+        paths[0].write_bytes(b"half")  # a partial file must not be offered
+        raise ValueError("no Chromium")
+
+    files, note = plots.write_figures({"bars": plots.benchmark_bars({})}, tmp_path, png=broken)
+    assert [p.name for p in files] == ["bars.html"] and not (tmp_path / "bars.png").exists()
+    assert note == "PNG export failed (ValueError: no Chromium); the figures are exported as HTML."
