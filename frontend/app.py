@@ -122,7 +122,9 @@ def create_ui(api_url: str, token: str | None = None) -> gr.Blocks:
         load_outputs = [tabs, tab_acc, *pickers]
         ui.load(on_load, None, load_outputs).then(
             comparison["draw"], comparison["inputs"], comparison["outputs"]
-        ).then(understand["run"], understand["inputs"], understand["outputs"])
+        ).then(understand["run"], understand["inputs"], understand["outputs"]).then(
+            understand["export"], understand["export_inputs"], understand["export_outputs"]
+        )
         for tab in (tab_new, tab_run, tab_compare, tab_analysis):
             tab.select(refresh_pickers, [studio.token], pickers, show_progress="hidden")
 

@@ -110,6 +110,8 @@ class Sweep(Model):
     name: str | None = None
     status: str = ""
     design: str | None = None
+    template: str | None = None  # e.g. paper-table; its analysis is then the paper's table
+    template_options: dict[str, Any] | None = None
     base_preset: str | None = None
     factors: list[Any] = []
     seeds: list[Any] = []

@@ -1,4 +1,8 @@
-"""Ablation: factors, levels, design, seeds -> design matrix, run count, estimate -> queue."""
+"""Ablation: factors, levels, design, seeds -> design matrix, run count, estimate -> queue.
+
+Above the factorial designer sits the `paper-table` template: the paper's methods x training
+benchmarks x seeds, queued as one sweep whose analysis is the paper's main table.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,12 @@ import gradio as gr
 import pandas as pd
 
 from frontend import forms
+from frontend import templates_view as paper
 from frontend.client import ApiError
 from frontend.context import Studio, error_text
 from unisd_core.config import BENCHMARKS, BUILTIN_MODELS, COMPONENTS
 from unisd_core.presets import PRESETS
+from unisd_core.templates import BUDGETS, PAPER_METHODS, PAPER_TRAIN_BENCHMARKS, PaperTableOptions
 
 TAB = "ablation"
 #: Hyper-parameters offered as extra factors: every numeric field of the config.
@@ -99,8 +105,125 @@ def preview_frame(points: list[dict[str, Any]], seeds: list[int]) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
+def _option_info(name: str) -> str:
+    """A template option's own description (the tooltip the API documents it with)."""
+    return PaperTableOptions.model_fields[name].description or ""
+
+
+def build_paper_table(studio: Studio) -> dict[str, Any]:
+    """The paper-table template: its options, a preview from the API, and a queue button."""
+    ids = studio.ids
+    defaults = PaperTableOptions()
+    with gr.Accordion("Paper table (template)", open=True, elem_id=ids(TAB, "paper")):
+        gr.Markdown(
+            "The paper's main table as one sweep: every method (row) on every training "
+            "benchmark, each run evaluated in-distribution and, for ScienceQA and MBPP, "
+            "out-of-distribution (GPQA, HumanEval). Gains are measured from the untrained `base`."
+        )
+        with gr.Row():
+            name = gr.Textbox(value="paper-table", label="Name", elem_id=ids(TAB, "paper-name"))
+            model = gr.Dropdown(
+                list(BUILTIN_MODELS),
+                value=BUILTIN_MODELS[0],
+                allow_custom_value=True,
+                label="Model",
+                info=_option_info("model"),
+                elem_id=ids(TAB, "paper-model"),
+            )
+            seeds = gr.Number(
+                value=defaults.seeds if isinstance(defaults.seeds, int) else 3,
+                precision=0,
+                label="Seeds",
+                info=_option_info("seeds"),
+                elem_id=ids(TAB, "paper-seeds"),
+            )
+            source = gr.Textbox(
+                value=defaults.source,
+                label="Data source",
+                info=_option_info("source"),
+                elem_id=ids(TAB, "paper-source"),
+            )
+        with gr.Row():
+            budget = gr.Radio(
+                list(BUDGETS),
+                value=defaults.budget,
+                label="Budget",
+                elem_id=ids(TAB, "paper-budget"),
+            )
+            budget_note = gr.Markdown(
+                paper.budget_help(defaults.budget), elem_id=ids(TAB, "paper-budget-note")
+            )
+        methods = gr.CheckboxGroup(
+            list(PAPER_METHODS),
+            value=list(PAPER_METHODS),
+            label="Methods (rows)",
+            info=_option_info("methods"),
+            elem_id=ids(TAB, "paper-methods"),
+        )
+        benchmarks = gr.CheckboxGroup(
+            list(PAPER_TRAIN_BENCHMARKS),
+            value=list(PAPER_TRAIN_BENCHMARKS),
+            label="Training benchmarks",
+            info=_option_info("benchmarks"),
+            elem_id=ids(TAB, "paper-benchmarks"),
+        )
+        with gr.Row():
+            max_steps = gr.Number(
+                value=None,
+                precision=0,
+                label="Max steps per run (empty: the budget's)",
+                elem_id=ids(TAB, "paper-max-steps"),
+            )
+            max_eval = gr.Number(
+                value=None,
+                precision=0,
+                label="Max evaluation items per benchmark (empty: the budget's)",
+                elem_id=ids(TAB, "paper-max-eval"),
+            )
+            preview = gr.Button("Preview", elem_id=ids(TAB, "paper-preview"))
+            queue = gr.Button(
+                "Queue paper table", variant="primary", elem_id=ids(TAB, "paper-queue")
+            )
+        summary = gr.Markdown(elem_id=ids(TAB, "paper-summary"))
+        status = gr.Markdown(elem_id=ids(TAB, "paper-status"))
+
+    def body(name_: str, *options: Any) -> dict[str, Any]:
+        model_, budget_, seeds_, methods_, benchmarks_, source_, steps_, eval_ = options
+        return paper.paper_table_body(
+            name_, model_, budget_, seeds_, methods_, benchmarks_, source_, steps_, eval_
+        )
+
+    def do_preview(token: str | None, *options: Any) -> str:
+        request = body("preview", *options)
+        try:
+            found = studio.api(token).preview_sweep(request)
+        except ApiError as exc:
+            return error_text(exc, "preview the paper table")
+        chosen = request["template_options"]
+        return paper.preview_markdown(found, chosen["benchmarks"], chosen["methods"])
+
+    def do_queue(token: str | None, name_: str, *options: Any) -> str:
+        try:
+            sweep = studio.api(token).create_sweep(body(name_, *options))
+        except ApiError as exc:
+            return f"**Not queued.** {error_text(exc, 'queue the paper table')}"
+        return paper.queued_message(sweep.id, sweep.run_count)
+
+    options = [model, budget, seeds, methods, benchmarks, source, max_steps, max_eval]
+    budget.change(paper.budget_help, [budget], [budget_note], show_progress="hidden")
+    preview.click(do_preview, [studio.token, *options], [summary])
+    return {
+        "queue": queue,
+        "queue_fn": do_queue,
+        "status": status,
+        "inputs": [studio.token, name, *options],
+    }
+
+
 def build(studio: Studio) -> dict[str, Any]:
     ids = studio.ids
+    template = build_paper_table(studio)
+    gr.Markdown("### Factorial design")
     with gr.Row():
         name = gr.Textbox(value="ablation", label="Name", elem_id=ids(TAB, "name"))
         preset = gr.Dropdown(
@@ -257,6 +380,9 @@ def build(studio: Studio) -> dict[str, Any]:
     for control in (components, design, seeds):
         control.change(do_preview, preview_inputs, [matrix, summary])
     queue.click(do_queue, [studio.token, name, *inputs], [status]).then(
+        sweeps, [studio.token], [sweeps_table]
+    )
+    template["queue"].click(template["queue_fn"], template["inputs"], [template["status"]]).then(
         sweeps, [studio.token], [sweeps_table]
     )
     gr.Timer(5.0).tick(
