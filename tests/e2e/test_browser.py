@@ -40,6 +40,8 @@ CHROMIUM_ARGS = [
 ]
 UI_TIMEOUT_MS = 90_000
 FINISHED = {"succeeded", "failed", "cancelled"}
+#: Runs are evaluated after training (the default): on few items with a short budget here.
+QUICK_EVAL = {"max_eval_examples": "4", "eval_max_new_tokens": "8", "max_prompt_length": "256"}
 
 
 def serve(stack: Stack, env: dict[str, str], deadline_s: float = 300) -> str:
@@ -152,6 +154,13 @@ def shot(page: Any, name: str) -> Path:
     return path
 
 
+def quick_eval_in_form(page: Any) -> None:
+    for name, value in QUICK_EVAL.items():
+        field = name.replace("_", "-")
+        page.locator(f"#field-data-{field} textarea, #field-data-{field} input").fill(value)
+    wait_text(page, "#new-yaml", f"eval_max_new_tokens: {QUICK_EVAL['eval_max_new_tokens']}")
+
+
 def create_run(base_url: str, **config: Any) -> int:
     response = httpx.post(f"{base_url}/api/v1/runs", json=config, timeout=30)
     assert response.status_code == 201, response.text
@@ -168,6 +177,7 @@ def test_submit_from_a_preset_and_watch_it_finish(studio: tuple[Stack, str], pag
     choose(page, "new-preset", "sft")
     wait_text(page, "#new-preset-note", "Supervised fine-tuning")
     page.locator("#field-train-max-steps textarea, #field-train-max-steps input").fill("3")
+    quick_eval_in_form(page)
     wait_text(page, "#new-errors", "Config is valid")
     wait_text(page, "#new-estimate", "Estimate")
     wait_text(page, "#new-yaml", "objective: sft")
@@ -213,6 +223,7 @@ def test_a_component_switch_shows_its_diagnostics(studio: tuple[Stack, str], pag
     wait_text(page, "#new-preset-note", "GKD")
     page.locator("#field-clipping-enabled input").check()
     page.locator("#field-train-max-steps textarea, #field-train-max-steps input").fill("2")
+    quick_eval_in_form(page)
     wait_text(page, "#new-yaml", "objective: on_policy_distill")
     page.locator("#new-submit").click()
     status = wait_text(page, "#new-status", re.compile(r"Run \d+ queued"))
@@ -235,7 +246,14 @@ def test_compare_two_runs_by_link_and_from_the_runs_table(
     runs = httpx.get(f"{base_url}/api/v1/runs", params={"status": "succeeded"}).json()["items"]
     ids = [r["id"] for r in runs][:2]
     while len(ids) < 2:
-        ids.append(create_run(base_url, preset="sft", train={"max_steps": 3, "seed": len(ids)}))
+        ids.append(
+            create_run(
+                base_url,
+                preset="sft",
+                train={"max_steps": 3, "seed": len(ids)},
+                data={k: int(v) for k, v in QUICK_EVAL.items()},
+            )
+        )
     for run_id in ids:
         assert wait_for_status(base_url, run_id, FINISHED)["status"] == "succeeded", stack.logs()
 

@@ -11,20 +11,35 @@ import pytest
 
 from tests.support import Stack, service_env, wait_for_status
 
+#: Evaluation stays on here (the product's default), on few items with a short budget.
+QUICK_EVAL = {"max_eval_examples": 4, "eval_max_new_tokens": 8, "max_prompt_length": 256}
+
 
 def submit_and_finish(base_url: str) -> None:
     created = httpx.post(
-        f"{base_url}/api/v1/runs", json={"preset": "sft", "train": {"max_steps": 3}}, timeout=10
+        f"{base_url}/api/v1/runs",
+        json={"preset": "sft", "train": {"max_steps": 3}, "data": QUICK_EVAL},
+        timeout=10,
     )
     assert created.status_code == 201, created.text
     run = wait_for_status(base_url, created.json()["id"], {"succeeded", "failed", "cancelled"})
     assert run["status"] == "succeeded", run
     metrics = httpx.get(
-        f"{base_url}/api/v1/runs/{run['id']}/metrics", params={"keys": "loss/total,train/lr"}
+        f"{base_url}/api/v1/runs/{run['id']}/metrics",
+        params={"keys": "loss/total,train/lr,eval/scienceqa/accuracy"},
     ).json()["metrics"]
     assert [p["step"] for p in metrics["loss/total"]] == [1, 2, 3]
     assert all(p["value"] > 0 for p in metrics["loss/total"])
     assert len(metrics["train/lr"]) == 3
+    assert [p["step"] for p in metrics["eval/scienceqa/accuracy"]] == [3]
+    evaluations = httpx.get(f"{base_url}/api/v1/runs/{run['id']}/evaluations").json()
+    scores = {(e["benchmark"], e["metric"]): e for e in evaluations}
+    assert {"scienceqa", "gpqa"} == {benchmark for benchmark, _ in scores}
+    assert scores[("scienceqa", "accuracy")]["n"] == 4
+    artifacts = httpx.get(f"{base_url}/api/v1/runs/{run['id']}/artifacts").json()
+    assert "eval/report.json" in {a["name"] for a in artifacts}
+    report = httpx.get(f"{base_url}/api/v1/runs/{run['id']}/artifacts/eval/report.json")
+    assert report.status_code == 200 and "scienceqa" in report.json()["metrics"]
 
 
 @pytest.mark.slow

@@ -17,8 +17,14 @@ from backend.db.models import MetricPoint, Run, RunEvent
 from backend.db.session import session_scope
 from tests.support import Stack, free_port, service_env
 
-#: The fastest real run: SFT of the built-in tiny model, one example per step.
-TINY = {"preset": "sft", "model": {"name_or_path": "builtin:tiny-random"}}
+#: The fastest real run: SFT of the built-in tiny model, one example per step. These tests are
+#: about workers, brokers and recovery, so the evaluation after training is off (test_stack.py
+#: keeps it on).
+TINY = {
+    "preset": "sft",
+    "model": {"name_or_path": "builtin:tiny-random"},
+    "data": {"evaluate_after_training": False},
+}
 
 
 def env_for(stack: Stack, **extra: str) -> dict[str, str]:
