@@ -150,6 +150,13 @@ class DataConfig(ConfigBlock):
         le=131072,
         description="Generation budget per evaluated item (default: max_completion_length).",
     )
+    eval_gold_ppl: bool = Field(
+        True,
+        description=(
+            "Also score the gold demonstrations' perplexity under the trained model (one more "
+            "forward pass per evaluated item)."
+        ),
+    )
 
     @field_validator("source")
     @classmethod

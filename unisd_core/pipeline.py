@@ -131,6 +131,7 @@ def evaluate_output(
             None,  # the config's data.max_eval_examples
             cfg.data.eval_batch_size,
             max_new_tokens=cfg.data.eval_max_new_tokens,
+            likelihoods=cfg.data.eval_gold_ppl,
             seed=EVAL_SEED,
             device=None if cfg.resources.device == "auto" else cfg.resources.device,
             fresh=fresh,

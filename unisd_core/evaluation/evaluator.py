@@ -23,8 +23,7 @@ from unisd_core.evaluation.retention import (
     BaseProvider,
     as_provider,
     gold_ppl,
-    retention_jsd,
-    retention_ppl,
+    retention_metrics,
 )
 from unisd_core.generation import Generation, encode_chat, generate
 
@@ -247,10 +246,7 @@ def _evaluate_chunk(
             model, prompts, golds, batch_size=batch_size, max_length=max_length
         )
     if provider is not None:
-        _, ret_ppl = retention_ppl(
-            provider, prompts, outputs, batch_size=batch_size, max_length=max_length
-        )
-        _, ret_jsd = retention_jsd(
+        ret_ppl, ret_jsd = retention_metrics(
             model, provider, prompts, outputs, batch_size=batch_size, max_length=max_length
         )
     return [

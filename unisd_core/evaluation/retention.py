@@ -223,6 +223,44 @@ def symmetric_jsd(logp: Tensor, logq: Tensor) -> Tensor:
     return 0.5 * (kl_pm + kl_qm)
 
 
+def retention_metrics(
+    model: PreTrainedModel,
+    base: PreTrainedModel | BaseProvider,
+    prompts: Sequence[Sequence[int]],
+    outputs: Sequence[Sequence[int]],
+    *,
+    batch_size: int = 4,
+    max_length: int | None = None,
+) -> tuple[list[float | None], list[float | None]]:
+    """Per item (PPL_ret, retention JSD) from one base pass: the base log-probs that the JSD
+    compares with also score the outputs, so PPL_ret costs no forward pass of its own."""
+    provider = as_provider(base)
+    assert provider is not None
+    ppl: list[float | None] = []
+    jsd_items: list[float | None] = []
+    was_training = model.training
+    model.eval()
+    try:
+        for rows in _batches(len(prompts), batch_size):
+            batch = _pack(
+                [prompts[i] for i in rows], [outputs[i] for i in rows], _pad_id(model), max_length
+            )
+            ft = _completion_logprobs(model, batch)
+            with provider() as base_model:
+                base_model.eval()
+                ref = _completion_logprobs(base_model, batch)
+            picked = ref.gather(-1, batch.targets.unsqueeze(-1)).squeeze(-1)
+            jsd = symmetric_jsd(ref, ft) * batch.mask
+            for row, index in enumerate(rows):
+                n = len(outputs[index])
+                ppl.append(perplexity(picked[row, :n].tolist()))
+                jsd_items.append(float(jsd[row].sum() / n) if n else None)
+    finally:
+        if was_training:
+            model.train()
+    return ppl, jsd_items
+
+
 def retention_jsd(
     model: PreTrainedModel,
     base: PreTrainedModel | BaseProvider,

@@ -12,6 +12,7 @@ from unisd_core.evaluation.retention import (
     mean_perplexity,
     perplexity,
     retention_jsd,
+    retention_metrics,
     retention_ppl,
     symmetric_jsd,
     token_logprobs,
@@ -84,3 +85,21 @@ def test_retention_under_lora_uses_the_same_model_with_adapters_disabled() -> No
     # ...and the adapters are active again afterwards.
     after = token_logprobs(peft_model, PROMPTS, COMPLETIONS)
     assert after != token_logprobs(base_copy, PROMPTS, COMPLETIONS)
+
+
+def test_retention_metrics_share_one_base_pass_and_match_the_separate_scores() -> None:
+    peft_model = get_peft_model(
+        tiny_model(), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])
+    )
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.add_(0.5 * torch.randn_like(param))
+    provider = adapters_disabled(peft_model)
+    outputs = [*COMPLETIONS[:2], []]  # an empty output has neither score
+    ppl, jsd = retention_metrics(peft_model, provider, PROMPTS, outputs, batch_size=2)
+    _, ppl_alone = retention_ppl(provider, PROMPTS, outputs, batch_size=2)
+    _, jsd_alone = retention_jsd(peft_model, provider, PROMPTS, outputs, batch_size=2)
+    assert ppl[2] is None and jsd[2] is None
+    assert ppl[:2] == pytest.approx(ppl_alone[:2], rel=1e-5)
+    assert jsd[:2] == pytest.approx(jsd_alone[:2], rel=1e-5)
