@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from backend.analysis import service
-from backend.analysis.schemas import AnalysisOut, RunSetAnalysis
+from backend.analysis.schemas import AnalysisOut, RunSetAnalysis, SweepTable
 from backend.deps import PathId, SessionDep
 from backend.sweeps.service import get as get_sweep
 
@@ -23,6 +23,18 @@ Response = Annotated[
 def sweep_analysis(sweep_id: PathId, session: SessionDep, response: Response = None) -> AnalysisOut:
     """Main effects and two-way interactions of the sweep's factors, with 95% intervals."""
     return service.sweep_analysis(session, get_sweep(session, sweep_id), response)
+
+
+@router.get("/sweeps/{sweep_id}/table", response_model=SweepTable)
+def sweep_table(sweep_id: PathId, session: SessionDep) -> SweepTable:
+    """A template sweep's evaluations as rows (run x benchmark): what reports are built from."""
+    sweep = get_sweep(session, sweep_id)
+    return SweepTable(
+        sweep_id=sweep.id,
+        template=sweep.template,
+        template_options=sweep.template_options,
+        rows=service.template_rows(session, sweep),
+    )
 
 
 @router.post("/analysis/effects", response_model=AnalysisOut)

@@ -7,12 +7,23 @@ from collections import Counter
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from backend.analysis.schemas import AnalysisOut, ConfigSummary, Effect
+from backend.analysis.schemas import (
+    AnalysisOut,
+    CellScore,
+    ConfigSummary,
+    Effect,
+    FindingOut,
+    Gain,
+    PaperTableOut,
+    RetentionScore,
+    TableRow,
+)
 from backend.db.models import COMPONENT_FLAGS, Evaluation, MetricLatest, Run, Sweep
-from unisd_core import analysis
+from unisd_core import analysis, templates
+from unisd_core.analysis import paper
 
 DEFAULT_RESPONSE = "loss/total"
 
@@ -155,6 +166,8 @@ def _json(value: Any) -> Any:
 
 
 def sweep_analysis(session: Session, sweep: Sweep, response: str | None) -> AnalysisOut:
+    if sweep.template is not None and response is None:
+        return template_analysis(session, sweep)
     runs = list(
         session.scalars(
             select(Run).where(Run.sweep_id == sweep.id, Run.deleted_at.is_(None)).order_by(Run.id)
@@ -175,3 +188,121 @@ def run_set_analysis(
         )
     )
     return analyse(session, runs, factors, response)
+
+
+# --------------------------------------------------------------------------- template sweeps
+
+TABLE_METRICS = ("score", "retention_ppl", "gold_ppl")
+
+
+def template_rows(session: Session, sweep: Sweep) -> list[TableRow]:
+    """The sweep's evaluations, one row per run x evaluation benchmark (unevaluated runs: none)."""
+    runs = {
+        r.id: r
+        for r in session.scalars(
+            select(Run).where(Run.sweep_id == sweep.id, Run.deleted_at.is_(None))
+        )
+    }
+    cells: dict[tuple[int, str], dict[str, Any]] = {}
+    evaluations = session.scalars(
+        select(Evaluation)
+        .where(Evaluation.run_id.in_(list(runs)), Evaluation.metric.in_(TABLE_METRICS))
+        .order_by(Evaluation.run_id, Evaluation.benchmark)
+    )
+    for evaluation in evaluations:
+        run = runs[evaluation.run_id]
+        point = run.design_point or {}
+        cell = cells.setdefault(
+            (run.id, evaluation.benchmark),
+            {
+                "run_id": run.id,
+                "method": str(point.get("method", run.preset or "")),
+                "train_benchmark": str(point.get("benchmark", "")),
+                "benchmark": evaluation.benchmark,
+                "seed": run.seed,
+                "n": evaluation.n,
+            },
+        )
+        cell[evaluation.metric] = _finite(evaluation.value)
+    return [TableRow.model_validate({m: None for m in TABLE_METRICS} | c) for c in cells.values()]
+
+
+def template_analysis(session: Session, sweep: Sweep) -> AnalysisOut:
+    rows = template_rows(session, sweep)
+    run_count = session.scalar(
+        select(func.count(Run.id)).where(Run.sweep_id == sweep.id, Run.deleted_at.is_(None))
+    )
+    evaluated = len({r.run_id for r in rows})
+    out = AnalysisOut(
+        response="eval/<benchmark>/score",
+        factors=["method", "benchmark"],
+        n_runs=evaluated,
+        n_missing=int(run_count or 0) - evaluated,
+        effects=[],
+        configs=[],
+    )
+    if not rows:
+        out.note = "no run of this template has been evaluated yet"
+        return out
+    table = pd.DataFrame([r.model_dump() for r in rows])
+    options = templates.PaperTableOptions.model_validate(sweep.template_options or {})
+    try:
+        out.paper_table = paper_table_out(table, options)
+    except analysis.AnalysisError as exc:
+        out.note = f"the table is not computable yet: {exc}"
+    return out
+
+
+def paper_table_out(table: pd.DataFrame, options: templates.PaperTableOptions) -> PaperTableOut:
+    columns = []
+    for trained in options.benchmarks:
+        columns += [trained] + (
+            [templates.OOD_EVALUATIONS[trained]] if trained in templates.OOD_EVALUATIONS else []
+        )
+    result = paper.paper_table(table, methods=options.methods, columns=columns)
+    gains = result.gains
+    return PaperTableOut(
+        methods=result.methods,
+        columns=result.columns,
+        ood=[c for c in result.columns if c in templates.OOD_EVALUATIONS.values()],
+        scores=[
+            CellScore(
+                method=r.method,
+                benchmark=r.benchmark,
+                mean=_finite(r.mean),
+                ci_low=_finite(r.low),
+                ci_high=_finite(r.high),
+                n=int(r.n),
+            )
+            for r in result.scores.itertuples()
+        ],
+        gains=[
+            Gain(
+                method=str(g.config),
+                benchmark=str(g.benchmark),
+                gain=_finite(g.gain),
+                ci_low=_finite(g.ci_low),
+                ci_high=_finite(g.ci_high),
+                n=int(g.n),
+                interval=str(g.method),
+            )
+            for g in gains.itertuples()
+        ]
+        if not gains.empty
+        else [],
+        retention=[
+            RetentionScore(
+                method=r.method,
+                mean=_finite(r.mean),
+                ci_low=_finite(r.low),
+                ci_high=_finite(r.high),
+                n=int(r.n),
+            )
+            for r in result.retention.itertuples()
+        ],
+        findings=[
+            FindingOut(claim=f.claim, verdict=f.verdict, evidence=f.evidence)
+            for f in paper.paper_findings(result)
+        ],
+        notes=result.notes,
+    )

@@ -7,6 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from unisd_core.config import field_error
+from unisd_core.templates import PaperTableOptions
+
 COMPONENTS = ("agreement", "ema", "contrastive", "feature_matching", "clipping")
 PATH_PATTERN = r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)+$"
 Level = bool | int | float | str
@@ -66,8 +69,20 @@ class SweepCreate(Strict):
     base: dict[str, Any] = Field(
         default_factory=dict, description="Config values shared by every run (nested mapping)."
     )
-    factors: list[FactorSpec] = Field(min_length=1, max_length=10)
+    factors: list[FactorSpec] = Field(
+        default_factory=list, max_length=10, description="Factors of a design (not templates)."
+    )
     design: Literal["full", "fractional", "one_at_a_time"] = "full"
+    template: Literal["paper-table"] | None = Field(
+        None,
+        description=(
+            "A built-in template instead of factors: paper-table = the paper's methods x "
+            "training benchmarks x seeds, each run evaluated in- and out-of-distribution."
+        ),
+    )
+    template_options: PaperTableOptions | None = Field(
+        None, description="Options of the template (model, budget, seeds, methods, benchmarks)."
+    )
     resolution: Literal[3, 4, 5] | None = Field(
         None, description="Fractional designs: the resolution (default 4)."
     )
@@ -79,6 +94,26 @@ class SweepCreate(Strict):
     hours_per_run: float | None = Field(
         None, gt=0, le=10_000, description="Override the compute estimate of one run (GPU-hours)."
     )
+
+    @model_validator(mode="after")
+    def _factors_or_template(self) -> SweepCreate:
+        if self.template is None:
+            if self.template_options is not None:
+                raise field_error(
+                    ("template_options",), "needs a template (template: paper-table)", None
+                )
+            if not self.factors:
+                raise field_error(("factors",), "give at least one factor, or a template", [])
+            return self
+        given = self.model_fields_set
+        for name in ("factors", "base_preset", "base", "resolution", "seeds"):
+            if name in given and getattr(self, name):
+                raise field_error(
+                    (name,), "does not apply to a template; set template_options instead", None
+                )
+        if self.template_options is None:
+            self.template_options = PaperTableOptions()
+        return self
 
     @field_validator("seeds")
     @classmethod
@@ -112,6 +147,8 @@ class SweepCreate(Strict):
 
     @property
     def seed_list(self) -> list[int]:
+        if self.template_options is not None:
+            return self.template_options.seed_list
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
 
 
@@ -153,6 +190,8 @@ class SweepOut(BaseModel):
     status: str
     design: str
     resolution: int | None
+    template: str | None = None
+    template_options: dict[str, Any] | None = None
     base_preset: str | None
     factors: list[Any]
     seeds: list[Any]

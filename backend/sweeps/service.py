@@ -23,8 +23,9 @@ from backend.sweeps.schemas import (
     SweepPreview,
     SweepProgress,
 )
-from unisd_core import analysis
+from unisd_core import analysis, templates
 from unisd_core.config import RunConfig, deep_merge
+from unisd_core.templates import PaperTableOptions
 
 MAX_RUNS_PER_SWEEP = 2000
 #: Seconds per optimizer step when no finished run of the model tells us better.
@@ -120,6 +121,8 @@ def _aliases(design: analysis.Design) -> dict[str, list[str]]:
 
 def plan(body: SweepCreate) -> tuple[list[Planned], dict[str, list[str]]]:
     """Every run of the sweep as a validated config; 422 naming the first bad one."""
+    if body.template_options is not None:
+        return _template_plan(body.template_options), {}
     points, aliases = design_points(body)
     seeds = body.seed_list
     if len(points) * len(seeds) > MAX_RUNS_PER_SWEEP:
@@ -142,9 +145,32 @@ def plan(body: SweepCreate) -> tuple[list[Planned], dict[str, list[str]]]:
     return planned, aliases
 
 
-def _validate(raw: dict[str, Any], label: str) -> RunConfig:
+def _template_plan(options: PaperTableOptions) -> list[Planned]:
+    """The paper-table template: one run per method x training benchmark x seed."""
+    planned = []
+    for run in templates.paper_table(options):
+        levels = {"method": run.method, "benchmark": run.benchmark}
+        config = _validate(run.config, run.label, prefix="template_options.")
+        planned.append(Planned(run.label, levels, run.seed, config))
+    if len(planned) > MAX_RUNS_PER_SWEEP:
+        raise InvalidDesign(
+            f"the template has {len(planned)} runs; at most {MAX_RUNS_PER_SWEEP}",
+            fields=[{"path": "template_options", "message": "too many runs"}],
+        )
+    return planned
+
+
+def template_factors(options: PaperTableOptions) -> list[dict[str, Any]]:
+    """A template's rows and columns, stored like factors so the UI can list them."""
+    return [
+        {"name": "method", "levels": list(options.methods)},
+        {"name": "benchmark", "levels": list(options.benchmarks)},
+    ]
+
+
+def _validate(raw: dict[str, Any], label: str, prefix: str = "base.") -> RunConfig:
     try:
-        return runs.build_config(raw, prefix="base.")
+        return runs.build_config(raw, prefix=prefix)
     except runs.InvalidConfig as exc:
         raise InvalidDesign(
             f"design point {label!r} is not a valid config: {exc.message}", fields=exc.fields
@@ -202,9 +228,9 @@ def preview(session: Session, body: SweepCreate) -> SweepPreview:
     for p in planned:
         seen.setdefault(p.label, p.levels)
     return SweepPreview(
-        design=body.design,
-        resolution=(body.resolution or 4) if body.design == "fractional" else None,
-        factors=[f.name for f in body.factors],
+        design=_design(body),
+        resolution=(body.resolution or 4) if _design(body) == "fractional" else None,
+        factors=[f.name for f in body.factors] or ["method", "benchmark"],
         seeds=body.seed_list,
         points=[DesignPoint(label=k, levels=v) for k, v in seen.items()],
         run_count=len(planned),
@@ -225,15 +251,22 @@ def create(
     planned, aliases = plan(body)
     total, _, _ = estimate(session, planned, body.hours_per_run)
     preview_points = {p.label: p.levels for p in planned}
+    options = body.template_options
     sweep = Sweep(
         name=body.name,
         experiment_id=body.experiment_id,
         created_by=principal.user_id,
-        design=body.design,
-        resolution=(body.resolution or 4) if body.design == "fractional" else None,
+        design=_design(body),
+        template=body.template,
+        template_options=options.model_dump(mode="json") if options is not None else None,
+        resolution=(body.resolution or 4) if _design(body) == "fractional" else None,
         base_preset=body.base_preset,
         base_config=body.base,
-        factors=[f.model_dump(mode="json") for f in body.factors],
+        factors=(
+            template_factors(options)
+            if options is not None
+            else [f.model_dump(mode="json") for f in body.factors]
+        ),
         seeds=body.seed_list,
         design_table=[{"label": k, "levels": v} for k, v in preview_points.items()],
         aliases=[{"term": k, "aliased_with": v} for k, v in aliases.items()],
@@ -254,6 +287,10 @@ def create(
     session.add_all(created)
     session.flush()
     return sweep, created
+
+
+def _design(body: SweepCreate) -> str:
+    return "template" if body.template is not None else body.design
 
 
 def get(session: Session, sweep_id: int) -> Sweep:

@@ -16,7 +16,9 @@ DESIGN_KINDS = ("full", "fractional", "one_at_a_time")
 class Sweep(Base):
     __tablename__ = "sweep"
     __table_args__ = (
-        CheckConstraint("design IN ('full', 'fractional', 'one_at_a_time')", name="design_valid"),
+        CheckConstraint(
+            "design IN ('full', 'fractional', 'one_at_a_time', 'template')", name="design_valid"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -28,6 +30,10 @@ class Sweep(Base):
         ForeignKey("user.id", ondelete="SET NULL"), index=True
     )
     design: Mapped[str] = mapped_column(String(32))
+    # A built-in template (`paper-table`) and its options, when the sweep is one (design
+    # 'template'); factor designs leave both empty.
+    template: Mapped[str | None] = mapped_column(String(32))
+    template_options: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     resolution: Mapped[int | None] = mapped_column(Integer)
     base_preset: Mapped[str | None] = mapped_column(String(64))
     base_config: Mapped[dict[str, Any]] = mapped_column(JSON)
