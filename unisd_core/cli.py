@@ -19,6 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from unisd_core.config import RunConfig, build_config
+from unisd_core.replication.cli import register as register_replication
 
 if TYPE_CHECKING:
     from unisd_core.trainer import TrainResult
@@ -289,6 +290,10 @@ def eval_(
         shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
         typer.echo(f"{benchmark}: {shown}")
     typer.echo(f"done: report in {output / 'report.json'}")
+
+
+# Replication commands are core commands kept in their own module (they are long).
+register_replication(app)
 
 
 def _register_plugins() -> None:
