@@ -287,7 +287,16 @@ def forest_plot(
     x_title = x_title or f"effect on the response{f' ({unit})' if unit else ''}"
     _layout(figure, title, x_title, y_title)
     figure.update_yaxes(autorange="reversed")
-    figure.update_layout(height=max(300, 40 * len(terms) + 120))
+    height = max(300, 40 * len(terms) + 120)
+    # The legend sits under the x-axis title: a fixed pixel gap, as a fraction of the plot area
+    # (the shared -0.2 put it on the title of a short plot).
+    bottom = 110
+    plot_area = height - 60 - bottom
+    figure.update_layout(
+        height=height,
+        margin={"l": 60, "r": 20, "t": 60, "b": bottom},
+        legend={"orientation": "h", "yanchor": "top", "y": -62 / plot_area},
+    )
     return figure
 
 
