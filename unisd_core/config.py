@@ -197,6 +197,16 @@ class TrainConfig(ConfigBlock):
     max_new_tokens: int = Field(
         64, ge=1, le=32768, description="Generation budget per rollout (tokens)."
     )
+    on_policy_fraction: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "GKD's lambda: the share of on-policy distillation steps that distil on the "
+            "student's own samples; the other steps distil on the gold demonstrations (fixed "
+            "data). Drawn per step from the seed. 1: always on-policy."
+        ),
+    )
     checkpoint_every: int = Field(
         0, ge=0, description="Save a checkpoint every N steps (0: only at the end or on stop)."
     )

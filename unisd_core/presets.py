@@ -38,8 +38,9 @@ _RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
         {"objective": "sft"},
     ),
     "gkd": (
-        "GKD: on-policy generalized JSD (alpha 0.5) to the static gold-context teacher.",
-        {"divergence": {"alpha": 0.5}},
+        "GKD: generalized JSD (alpha 0.5) to the static gold-context teacher; half the steps on "
+        "the student's samples, half on the gold data (lambda 0.5).",
+        {"divergence": {"alpha": 0.5}, "train": {"on_policy_fraction": 0.5}},
     ),
     "sdft": (
         "SDFT: on-policy reverse KL to a demonstration-conditioned EMA teacher.",

@@ -380,6 +380,10 @@ class StepRunner:
 
     def _on_policy(self, indices: list[int], step: int) -> dict[str, float]:
         cfg = self.cfg
+        if random.Random(_step_seed(cfg.train.seed, step)).random() >= cfg.train.on_policy_fraction:
+            return self._distill_on(
+                indices, {i: self.gold_ids(i) for i in indices}, on_policy=False
+            )
         gen_started = time.perf_counter()
         rollouts = generation.generate(
             self.nets.student,
@@ -400,6 +404,16 @@ class StepRunner:
             {"example": self.examples[i].id, "completion": r.text, "finished": r.finished}
             for i, r in zip(indices, rollouts, strict=True)
         ]
+        metrics = self._distill_on(indices, completions, on_policy=True)
+        metrics["train/completion_finished"] = sum(r.finished for r in rollouts) / len(rollouts)
+        metrics["sys/generation_s"] = gen_seconds
+        return metrics
+
+    def _distill_on(
+        self, indices: list[int], completions: dict[int, list[int]], *, on_policy: bool
+    ) -> dict[str, float]:
+        """Teacher-student divergence along the given completions (rollouts or gold data)."""
+        cfg = self.cfg
         parts, tokens = [], 0
         for micro in self._micro_batches(indices):
             ys = [completions[i] for i in micro]
@@ -421,8 +435,7 @@ class StepRunner:
         metrics = mean_metrics(parts)
         lengths = [len(completions[i]) for i in indices]
         metrics["train/completion_length"] = sum(lengths) / len(lengths)
-        metrics["train/completion_finished"] = sum(r.finished for r in rollouts) / len(rollouts)
-        metrics["sys/generation_s"] = gen_seconds
+        metrics["train/on_policy"] = float(on_policy)
         metrics["_tokens"] = float(tokens)
         return metrics
 

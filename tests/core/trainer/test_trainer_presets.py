@@ -69,9 +69,9 @@ def test_every_preset_runs_three_steps_with_its_diagnostics(name: str) -> None:
         assert max(values(sink, "clip/fraction_clipped")) > 0.0
     if cfg.objective == "on_policy_distill":
         assert "loss/distill" in sink.points
-        assert all(
-            0 < v <= cfg.train.max_new_tokens for v in values(sink, "train/completion_length")
-        )
+        # rollouts stop at max_new_tokens; gold-data steps (GKD) at max_completion_length
+        limit = max(cfg.train.max_new_tokens, cfg.data.max_completion_length)
+        assert all(0 < v <= limit for v in values(sink, "train/completion_length"))
 
 
 @pytest.mark.parametrize(
@@ -111,3 +111,23 @@ def test_other_context_sources_and_negatives(overrides: dict) -> None:
         again = ListSink()
         train(fast_config(**overrides), again)  # served from the cache: same texts, same losses
         assert again.points["loss/total"] == sink.points["loss/total"]
+
+
+def test_gkd_mixes_gold_data_steps_and_opsd_stays_on_policy() -> None:
+    """GKD's lambda: a seeded share of steps distils on the gold data, without generating."""
+    mixed = ListSink()
+    train(fast_config("gkd", train={"max_steps": 8}), mixed)
+    flags = values(mixed, "train/on_policy")
+    assert 0 < sum(flags) < len(flags)  # lambda 0.5 over 8 steps: both kinds of step
+    generated = {step for step, _ in mixed.points["sys/generation_s"]}
+    assert generated == {step for step, on in mixed.points["train/on_policy"] if on == 1.0}
+    again = ListSink()
+    train(fast_config("gkd", train={"max_steps": 8}), again)
+    assert values(again, "train/on_policy") == flags  # drawn from the seed
+
+    on_policy = ListSink()
+    train(fast_config("opsd", train={"max_steps": 3}), on_policy)
+    assert values(on_policy, "train/on_policy") == [1.0, 1.0, 1.0]
+    gold = ListSink()
+    train(fast_config("opsd", train={"max_steps": 2, "on_policy_fraction": 0.0}), gold)
+    assert values(gold, "train/on_policy") == [0.0, 0.0] and "sys/generation_s" not in gold.points
