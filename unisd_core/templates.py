@@ -85,8 +85,8 @@ BUDGETS: dict[str, Budget] = {
     # The paper's launcher: one epoch over the full training split, per-device batch by model
     # size with 4 accumulation steps, full evaluation splits, 3072/1024 token limits.
     "paper": Budget(grad_accum=4),
-    # A CPU-sized pass (a 135M model on one core: ~30 s per step, ~4 s per evaluated item):
-    # four steps of two prompts and a fixed 20-item evaluation subset per benchmark. Four steps
+    # A CPU-sized pass (a 135M model on one core: ~30 s per step, ~8 s per evaluated item):
+    # four steps of two prompts and a fixed 12-item evaluation subset per benchmark. Four steps
     # replace a whole epoch, so the learning rate is raised tenfold (fixed in advance, never
     # tuned on the evaluation items). Enough to exercise every method and measure drift; far
     # too little to rank methods, which the report's intervals make plain.
@@ -96,7 +96,7 @@ BUDGETS: dict[str, Budget] = {
         grad_accum=1,
         lr=2e-4,
         max_train_examples=8,
-        max_eval_examples=20,
+        max_eval_examples=12,
         max_prompt_length=768,
         max_completion_length=64,
         rollout_tokens=64,
