@@ -150,6 +150,9 @@ def train(
         metrics["sys/step_s"] = elapsed
         metrics["sys/tokens_per_s"] = metrics.pop("_tokens") / max(elapsed, 1e-9)
         metrics["sys/peak_mem_gb"] = peak_memory_gb(device)
+        if step == start + 1:
+            # Epoch-based runs learn their length only here: hosts read it for progress and ETA.
+            metrics["train/total_steps"] = float(total)
         sink(step, metrics)
         if out is not None and cfg.train.sample_every and step % cfg.train.sample_every == 0:
             step_fn.write_samples(out / "samples.jsonl", step)

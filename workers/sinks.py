@@ -78,6 +78,8 @@ class DbMetricSink:
         with self._lock:
             self._buffer.extend(rows)
             self._last_step = max(self._last_step, step)
+            if "train/total_steps" in metrics:  # the trainer's count (epoch-based runs)
+                self.total_steps = max(int(metrics["train/total_steps"]), 1)
             if "sys/tokens_per_s" in metrics:
                 self._tokens_per_s = float(metrics["sys/tokens_per_s"])
             if "sys/step_s" in metrics:

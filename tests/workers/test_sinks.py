@@ -76,3 +76,26 @@ def test_a_stale_attempt_cannot_move_the_progress(sqlite_url: str) -> None:
     stale(5, metrics())
     stale.flush()
     assert get(sqlite_url, run_id).step == 0
+
+
+def test_epoch_based_runs_take_their_length_from_the_trainer(sqlite_url: str) -> None:
+    run_id = running_run(sqlite_url)
+    sink = DbMetricSink(sqlite_url, run_id, 0, attempt=1)  # max_steps is empty: epochs
+    sink(1, {**metrics(), "train/total_steps": 20.0})
+    sink(2, metrics())
+    sink.flush()
+    run = get(sqlite_url, run_id)
+    assert run.progress == 0.1  # 2 of the trainer's 20 steps, not "done" after one step
+    assert run.eta_at is not None and run.heartbeat_at is not None
+    assert 8.0 < (run.eta_at - run.heartbeat_at).total_seconds() < 10.0  # 18 steps of 0.5 s
+
+
+def test_the_trainer_reports_its_step_count_once_per_attempt() -> None:
+    from tests.core.trainer.trainer_helpers import fast_config
+    from unisd_core import train
+    from unisd_core.callbacks import ListSink
+
+    sink = ListSink()
+    cfg = fast_config("sft", train={"max_steps": None, "epochs": 1.0, "batch_size": 4})
+    result = train(cfg, sink)
+    assert sink.points["train/total_steps"] == [(1, float(result.steps_completed))]
