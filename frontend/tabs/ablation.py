@@ -30,8 +30,13 @@ DESIGN_LABELS = {
 }
 
 
-def base_payload(preset: str, model: str, benchmark: str, steps: float | None) -> dict[str, Any]:
+def base_payload(
+    preset: str, model: str, benchmark: str, steps: float | None, eval_items: float | None = None
+) -> dict[str, Any]:
     payload = forms.config_from_form(preset, model, benchmark, steps)
+    if eval_items:
+        # Every run is evaluated after training; a small subset keeps a wide ablation quick.
+        payload = forms.with_overrides(payload, {"data.max_eval_examples": int(eval_items)})
     return payload
 
 
@@ -44,12 +49,13 @@ def plan(
     extra: list[tuple[str, str]],
     design: str,
     seeds: float | None,
+    eval_items: float | None = None,
 ) -> tuple[pd.DataFrame, str, list[dict[str, Any]]]:
     """(design matrix, summary, run payloads) for the chosen factors."""
     factors = forms.ablation_factors(components, extra)
     n_seeds = int(seeds or 1)
     rows = forms.design_matrix(factors, design, n_seeds)
-    base = base_payload(preset, model, benchmark, steps)
+    base = base_payload(preset, model, benchmark, steps, eval_items)
     payloads = []
     for row in rows:
         assignments = {k: v for k, v in row.items() if k not in ("config", "seed")}
@@ -79,9 +85,10 @@ def sweep_body(
     extra: list[tuple[str, str]],
     design: str,
     seeds: float | None,
+    eval_items: float | None = None,
 ) -> dict[str, Any]:
     """The request body of `POST /sweeps` (and `/sweeps/preview`)."""
-    base = base_payload(preset, model, benchmark, steps)
+    base = base_payload(preset, model, benchmark, steps, eval_items)
     base.pop("preset", None)
     factors: list[dict[str, Any]] = [{"name": c} for c in components]
     for path, levels in extra:
@@ -269,6 +276,13 @@ def build(studio: Studio) -> dict[str, Any]:
             elem_id=ids(TAB, "design"),
         )
         seeds = gr.Number(value=2, precision=0, label="Seeds", elem_id=ids(TAB, "seeds"))
+        eval_items = gr.Number(
+            value=None,
+            precision=0,
+            minimum=1,
+            label="Eval items per benchmark (empty: all)",
+            elem_id=ids(TAB, "eval-items"),
+        )
         preview = gr.Button("Preview design", elem_id=ids(TAB, "preview"))
         queue = gr.Button("Queue ablation", variant="primary", elem_id=ids(TAB, "queue"))
     summary = gr.Markdown(elem_id=ids(TAB, "summary"))
@@ -290,14 +304,23 @@ def build(studio: Studio) -> dict[str, Any]:
         return [(values[i] or "", values[i + 1] or "") for i in range(0, len(values), 2)]
 
     def do_preview(token: str | None, *args: Any) -> tuple[pd.DataFrame, str]:
-        preset_, model_, bench_, steps_, comps, design_, seeds_, *rest = args
+        preset_, model_, bench_, steps_, comps, design_, seeds_, eval_, *rest = args
         frame, text, _ = plan(
-            preset_, model_, bench_, steps_, comps, extras(tuple(rest)), design_, seeds_
+            preset_, model_, bench_, steps_, comps, extras(tuple(rest)), design_, seeds_, eval_
         )
         if not comps and not any(p for p, _ in extras(tuple(rest))):
             return frame, "Pick at least one factor."
         body = sweep_body(
-            "preview", preset_, model_, bench_, steps_, comps, extras(tuple(rest)), design_, seeds_
+            "preview",
+            preset_,
+            model_,
+            bench_,
+            steps_,
+            comps,
+            extras(tuple(rest)),
+            design_,
+            seeds_,
+            eval_items=eval_,
         )
         try:
             preview_ = studio.api(token).preview_sweep(body)
@@ -318,19 +341,28 @@ def build(studio: Studio) -> dict[str, Any]:
         return preview_frame(preview_.points, preview_.seeds), text
 
     def do_queue(token: str | None, name_: str, *args: Any) -> str:
-        preset_, model_, bench_, steps_, comps, design_, seeds_, *rest = args
+        preset_, model_, bench_, steps_, comps, design_, seeds_, eval_, *rest = args
         factors = forms.ablation_factors(comps, extras(tuple(rest)))
         if not factors:
             return "Pick at least one factor."
         frame, _, payloads = plan(
-            preset_, model_, bench_, steps_, comps, extras(tuple(rest)), design_, seeds_
+            preset_, model_, bench_, steps_, comps, extras(tuple(rest)), design_, seeds_, eval_
         )
         problems = [forms.validation_message(p) for p in payloads]
         if any(problems):
             return "**Not queued.** " + "; ".join(sorted({p for p in problems if p}))
         client = studio.api(token)
         body = sweep_body(
-            name_, preset_, model_, bench_, steps_, comps, extras(tuple(rest)), design_, seeds_
+            name_,
+            preset_,
+            model_,
+            bench_,
+            steps_,
+            comps,
+            extras(tuple(rest)),
+            design_,
+            seeds_,
+            eval_items=eval_,
         )
         try:
             sweep = client.create_sweep(body)
@@ -374,7 +406,7 @@ def build(studio: Studio) -> dict[str, Any]:
             columns=SWEEP_COLUMNS,
         )
 
-    inputs = [preset, model, benchmark, steps, components, design, seeds, *extra_rows]
+    inputs = [preset, model, benchmark, steps, components, design, seeds, eval_items, *extra_rows]
     preview_inputs = [studio.token, *inputs]
     preview.click(do_preview, preview_inputs, [matrix, summary])
     for control in (components, design, seeds):

@@ -300,6 +300,7 @@ def test_queue_a_two_by_two_ablation_with_two_seeds(studio: tuple[Stack, str], p
     before = total_runs(base_url)
     open_studio(page, base_url, "?tab=ablation", "#ablation-queue")
     page.locator("#ablation-steps input").fill("1")
+    page.locator("#ablation-eval-items input").fill("2")  # every run is evaluated: keep it short
     summary = wait_text(page, "#ablation-summary", "8 runs")
     assert "4 configurations x 2 seed(s)" in summary
     page.locator("#ablation-preview").click()
@@ -319,6 +320,8 @@ def test_queue_a_two_by_two_ablation_with_two_seeds(studio: tuple[Stack, str], p
         assert len(flags) == 8
         pytest.skip("the API has no sweeps yet: analysis of the ablation not reachable")
     sweep_id = int(sweep.group(1))
+    runs = httpx.get(f"{base_url}/api/v1/runs", params={"sweep_id": sweep_id}).json()["items"]
+    assert {r["config"]["data"]["max_eval_examples"] for r in runs} == {2}
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         body = httpx.get(f"{base_url}/api/v1/sweeps/{sweep_id}").json()

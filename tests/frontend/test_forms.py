@@ -166,3 +166,8 @@ def test_sweep_body_matches_the_sweeps_api() -> None:
     ]
     assert body["base_preset"] == "gkd" and "preset" not in body["base"]
     assert body["base"]["train"] == {"max_steps": 1} and body["seeds"] == 2
+    assert "max_eval_examples" not in body["base"].get("data", {})  # empty: every item
+    small = sweep_body(
+        "abl", "gkd", "builtin:tiny-random", "scienceqa", 1, ["ema"], [], "full", 1, eval_items=3
+    )
+    assert small["base"]["data"]["max_eval_examples"] == 3
