@@ -46,3 +46,38 @@ def test_one_reaper_pass_reports_what_it_did(
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     assert "ReapReport(requeued=[], failed=[], cancelled=[], resent=[])" in result.output
+
+
+@pytest.mark.parametrize(
+    ("preset", "concurrency", "on_gpu", "wanted"),
+    [
+        ({}, 1, False, {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "8"}),
+        ({}, 3, False, {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "2"}),
+        ({}, 16, False, {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}),
+        ({}, 1, True, {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": None}),
+        (
+            {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "5"},
+            1,
+            False,
+            {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "5"},
+        ),
+    ],
+)
+def test_cpu_thread_policy_shares_the_cores_and_respects_the_user(
+    monkeypatch: pytest.MonkeyPatch,
+    preset: dict[str, str],
+    concurrency: int,
+    on_gpu: bool,
+    wanted: dict[str, str | None],
+) -> None:
+    import os
+
+    from workers.cli import _cpu_thread_policy
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    for name in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in preset.items():
+        monkeypatch.setenv(name, value)
+    _cpu_thread_policy(concurrency, on_gpu=on_gpu)
+    assert {name: os.environ.get(name) for name in wanted} == wanted
