@@ -4,19 +4,27 @@ minimum and maximum (a spike or a divergence never disappears from a zoomed-out 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, TypeVar
 
-Point = tuple[int, float]
+#: A stored point as the API returns it: (step, value, wall time in epoch seconds).
+Point = tuple[int, float, float | None]
+#: Any point tuple that starts (step, value); what follows (the wall time) travels with it.
+P = TypeVar("P", bound=tuple[Any, ...])
 
 
-def downsample(points: Sequence[Point], max_points: int | None) -> list[Point]:
-    """At most `max_points` points of a step-ordered series, keeping extremes per bucket."""
+def downsample(points: Sequence[P], max_points: int | None) -> list[P]:
+    """At most `max_points` points of a step-ordered series, keeping extremes per bucket.
+
+    Whole points are kept or dropped, never rebuilt, so a kept point's wall time is the one
+    stored with its step (a time axis drawn from a downsampled series stays exact).
+    """
     n = len(points)
     if max_points is None or n <= max_points:
         return list(points)
     if max_points <= 1:
         return [points[-1]]
     buckets = (max_points - 2) // 2
-    kept: list[Point] = [points[0]]
+    kept: list[P] = [points[0]]
     interior = n - 2
     for b in range(buckets):
         start = 1 + b * interior // buckets

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Query
 from backend.deps import SessionDep
 from backend.metrics import service
 from backend.metrics.schemas import KeysOut, LatestTable, SeriesOut
-from backend.runs.schemas import MetricPointOut
 
 router = APIRouter(prefix="/metrics", tags=["metrics"])
 
@@ -30,8 +29,7 @@ def series(
     data = service.many_series(session, ids, wanted, max_points)
     return SeriesOut(
         runs={
-            rid: {k: [MetricPointOut(step=s, value=v) for s, v in pts] for k, pts in by.items()}
-            for rid, by in data.items()
+            rid: {k: service.points_out(pts) for k, pts in by.items()} for rid, by in data.items()
         }
     )
 

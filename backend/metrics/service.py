@@ -9,10 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.db import repositories
-from backend.db.models import MetricLatest, Run
+from backend.db.models import MetricLatest, MetricPoint, Run
 from backend.errors import AppError
 from backend.metrics.downsample import Point, downsample
-from backend.runs.schemas import LatestOut, MetricPointIn
+from backend.runs.schemas import LatestOut, MetricPointIn, MetricPointOut
 
 MAX_RUNS_PER_QUERY = 500
 MAX_KEYS_PER_QUERY = 100
@@ -52,11 +52,38 @@ def existing_run_ids(session: Session, run_ids: Sequence[int]) -> list[int]:
     return [rid for rid in run_ids if rid in found]
 
 
+def stored_series(
+    session: Session, run_ids: Sequence[int], keys: Sequence[str]
+) -> dict[int, dict[str, list[Point]]]:
+    """`{run_id: {key: [(step, value, wall_time), ...]}}` ordered by step, in one query.
+
+    Read here rather than through `repositories.metric_series*`, which return (step, value)
+    only: the comparison views need each point's wall time for their time axis.
+    """
+    result: dict[int, dict[str, list[Point]]] = {rid: {k: [] for k in keys} for rid in run_ids}
+    if not run_ids or not keys:
+        return result
+    rows = session.execute(
+        select(
+            MetricPoint.run_id,
+            MetricPoint.key,
+            MetricPoint.step,
+            MetricPoint.value,
+            MetricPoint.wall_time,
+        )
+        .where(MetricPoint.run_id.in_(list(run_ids)), MetricPoint.key.in_(list(keys)))
+        .order_by(MetricPoint.run_id, MetricPoint.key, MetricPoint.step)
+    )
+    for run_id, key, step, value, wall_time in rows:
+        result[run_id][key].append((step, value, wall_time))
+    return result
+
+
 def run_series(
     session: Session, run_id: int, keys: list[str], max_points: int | None
 ) -> dict[str, list[Point]]:
     wanted = keys or repositories.metric_keys(session, run_id)
-    series = repositories.metric_series(session, run_id, wanted)
+    series = stored_series(session, [run_id], wanted)[run_id]
     return {key: downsample(points, max_points) for key, points in series.items()}
 
 
@@ -64,11 +91,16 @@ def many_series(
     session: Session, run_ids: list[int], keys: list[str], max_points: int | None
 ) -> dict[int, dict[str, list[Point]]]:
     ids = existing_run_ids(session, run_ids)
-    series = repositories.metric_series_many(session, ids, keys)
+    series = stored_series(session, ids, keys)
     return {
         rid: {key: downsample(points, max_points) for key, points in by_key.items()}
         for rid, by_key in series.items()
     }
+
+
+def points_out(points: Sequence[Point]) -> list[MetricPointOut]:
+    """API points of a (downsampled) series; the wall time is the one stored with the step."""
+    return [MetricPointOut(step=s, value=v, wall_time=w) for s, v, w in points]
 
 
 def latest_table(

@@ -17,7 +17,6 @@ from backend.runs.schemas import (
     IngestResult,
     LatestOut,
     MetricBatch,
-    MetricPointOut,
     RunClone,
     RunCreateFromPreset,
     RunEventOut,
@@ -249,7 +248,7 @@ def get_metrics(
     series = metrics.run_series(session, run_id, wanted, max_points)
     return RunMetrics(
         run_id=run_id,
-        metrics={k: [MetricPointOut(step=s, value=v) for s, v in pts] for k, pts in series.items()},
+        metrics={k: metrics.points_out(pts) for k, pts in series.items()},
     )
 
 

@@ -149,6 +149,11 @@ class RunEvents(BaseModel):
 class MetricPointOut(BaseModel):
     step: int
     value: float
+    wall_time: float | None = Field(
+        None,
+        description="When the point was logged, in epoch seconds (the trainer's clock, or the "
+        "server's at ingest when the client sent none).",
+    )
 
 
 class RunMetrics(BaseModel):
