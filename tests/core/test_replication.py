@@ -97,9 +97,15 @@ def test_replicate_local_then_report(tmp_path: Path) -> None:
     assert other.exit_code == 2 and "other options" in other.output
 
     report = tmp_path / "out" / "report.md"
-    made = runner.invoke(app, ["replicate-report", str(root), "--output", str(report)])
+    remarks = tmp_path / "remarks.md"
+    remarks.write_text("Tiny model: the scores mean nothing.")
+    made = runner.invoke(
+        app, ["replicate-report", str(root), "--output", str(report), "--notes", str(remarks)]
+    )
     assert made.exit_code == 0, made.output
     text = report.read_text()
+    assert "## Notes from the people who ran it\n\nTiny model: the scores mean nothing." in text
+    assert "hours of wall-clock time" in text
     assert "| method | scienceqa | gpqa (OOD) | overall |" in text
     assert "--methods base,sft,opsd" in text  # how to reproduce it
     figures = sorted(p.name for p in (tmp_path / "out" / "figures").iterdir())

@@ -184,6 +184,9 @@ def register(app: typer.Typer) -> None:
         token: Annotated[
             str | None, typer.Option(envvar="UNISD_API_TOKEN", help="API token.")
         ] = None,
+        notes: Annotated[
+            Path | None, typer.Option(help="Markdown file of your own remarks, printed as such.")
+        ] = None,
     ) -> None:
         """Write the replication report (Markdown + PNG figures) from finished runs."""
         from unisd_core.analysis import AnalysisError
@@ -191,6 +194,10 @@ def register(app: typer.Typer) -> None:
         from unisd_core.replication.report import build_report, column_order, write_figures
 
         data = _report_input(source, api, token)
+        if notes is not None:
+            if not notes.is_file():
+                raise typer.BadParameter(f"no such file: {notes}", param_hint="--notes")
+            data.notes = notes.read_text(encoding="utf-8")
         if data.table.empty:
             typer.echo(f"cannot report: {source} has no evaluated runs yet", err=True)
             raise typer.Exit(2)
@@ -198,7 +205,7 @@ def register(app: typer.Typer) -> None:
         try:
             columns = column_order(data.table, data.options.get("benchmarks", ()))
             result = build_table(data.table, columns=columns)
-            written, notes = write_figures(result, folder)
+            written, figure_notes = write_figures(result, folder)
             links = {
                 caption: os.path.relpath(written[key], output.parent)
                 for key, caption in (
@@ -214,7 +221,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2) from None
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
-        for note in notes:
+        for note in figure_notes:
             typer.echo(f"note: {note}")
         typer.echo(f"done: {output} and {len(written)} figures in {folder}")
 
@@ -230,7 +237,7 @@ def _environment() -> dict[str, str]:
 
 
 def _report_input(source: str, api: str, token: str | None) -> Any:
-    from unisd_core.replication.collect import collect_local, table_from_rows
+    from unisd_core.replication.collect import CELL_FILE, collect_local, table_from_rows
     from unisd_core.replication.local import OPTIONS_FILE
     from unisd_core.replication.report import ReportInput
 
@@ -258,6 +265,8 @@ def _report_input(source: str, api: str, token: str | None) -> Any:
         json.loads((root / OPTIONS_FILE).read_text(encoding="utf-8"))
     )
     table, items = collect_local(root)
+    finished = [p.stat().st_mtime for p in (root / "runs").glob(f"*/{CELL_FILE}")]
+    started = (root / OPTIONS_FILE).stat().st_mtime
     command = " ".join(
         ["unisd replicate", f"--model {options.model}", f"--budget {options.budget}",
          f"--seeds {len(options.seed_list)}", f"--methods {','.join(options.methods)}",
@@ -273,6 +282,7 @@ def _report_input(source: str, api: str, token: str | None) -> Any:
         budget=options.resolved_budget().model_dump(mode="json"),
         environment=_environment(),
         command=command,
+        wall_seconds=max(finished) - started if finished else None,
     )
 
 

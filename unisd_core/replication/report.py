@@ -39,6 +39,8 @@ class ReportInput:
     budget: Mapping[str, Any]
     environment: Mapping[str, str] = field(default_factory=dict)
     command: str = ""
+    wall_seconds: float | None = None  # first run started to last run finished, when known
+    notes: str = ""  # the authors' own remarks (Markdown), printed as theirs
 
 
 def column_order(table: pd.DataFrame, trained_order: Sequence[str] = ()) -> list[str]:
@@ -237,13 +239,20 @@ def build_report(data: ReportInput, figures: Mapping[str, str], title: str) -> s
         out += ["Machine: " + "; ".join(f"{k} {v}" for k, v in data.environment.items()), ""]
     out += [
         f"Compute: {total_seconds / 3600:.2f} hours of training + evaluation in total "
-        f"(sum over runs).",
+        f"(sum over runs)"
+        + (
+            f"; {data.wall_seconds / 3600:.2f} hours of wall-clock time."
+            if data.wall_seconds
+            else "."
+        ),
         "",
         timing,
         "",
     ]
     if data.command:
         out += ["Reproduce with:", "", "```", data.command, "```", ""]
+    if data.notes.strip():
+        out += ["## Notes from the people who ran it", "", data.notes.strip(), ""]
     out += [
         "## Scores",
         "",
