@@ -7,6 +7,7 @@ run looks the same in every figure.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -98,11 +99,45 @@ def smooth(values: Sequence[float], weight: float) -> list[float]:
     return out
 
 
-def mean_ci(runs: Sequence[XY]) -> tuple[list[float], list[float], list[float], list[float]]:
+def interpolate_onto(points: XY, grid: Sequence[float]) -> list[tuple[float, float]]:
+    """The curve's value at each grid x inside its own x range: linear, never extrapolated.
+
+    The same rule as `unisd_core.analysis.curves_mean_ci(interpolate=True)` (which the UI may not
+    import): gaps between a run's own points are filled, its tails are left empty, and a repeated
+    x keeps its last value (points logged in one batch without a clock share one wall time).
+    """
+    last: dict[float, float] = {}
+    for x, y in points:
+        last[x] = y
+    xs = sorted(last)
+    if not xs:
+        return []
+    out: list[tuple[float, float]] = []
+    for x in grid:
+        if x < xs[0] or x > xs[-1]:
+            continue
+        i = bisect.bisect_left(xs, x)
+        if xs[i] == x:
+            out.append((x, last[x]))
+            continue
+        x0, x1 = xs[i - 1], xs[i]
+        y0, y1 = last[x0], last[x1]
+        out.append((x, y0 + (y1 - y0) * (x - x0) / (x1 - x0)))
+    return out
+
+
+def mean_ci(
+    runs: Sequence[XY], *, interpolate: bool = False
+) -> tuple[list[float], list[float], list[float], list[float]]:
     """(x, mean, low, high) across seeds at each step; 95% t interval over the runs present.
 
     Downsampled curves need not share every step, so a step counts with whichever runs have it.
+    With `interpolate` (a time axis, where seeds never share an x) every run is first
+    interpolated onto the common grid of all runs' x values, inside its own range.
     """
+    if interpolate:
+        grid = sorted({x for points in runs for x, _ in points})
+        runs = [interpolate_onto(points, grid) for points in runs]
     by_step: dict[float, list[float]] = {}
     for points in runs:
         for x, y in points:
@@ -165,15 +200,19 @@ def compare_curves(
     smoothing: float = 0.0,
     log_y: bool = False,
     bands: bool = False,
+    interpolate: bool = False,
 ) -> go.Figure:
-    """Overlaid curves; with `bands`, runs sharing a group become a mean line and a 95% CI band."""
+    """Overlaid curves; with `bands`, runs sharing a group become a mean line and a 95% CI band.
+
+    `interpolate` aligns the runs of a band on a common x grid first (see `mean_ci`).
+    """
     figure = go.Figure()
     if bands:
         groups: dict[str, list[Curve]] = {}
         for curve in curves:
             groups.setdefault(curve.group or curve.label, []).append(curve)
         for index, (name, members) in enumerate(groups.items()):
-            xs, mean, low, high = mean_ci([m.points for m in members])
+            xs, mean, low, high = mean_ci([m.points for m in members], interpolate=interpolate)
             mean, low, high = (
                 smooth(mean, smoothing),
                 smooth(low, smoothing),

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from frontend.client import Evaluation, Run, RunEvent
+from frontend.client import Evaluation, Point, Run, RunEvent
 from unisd_core.config import COMPONENTS
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 BADGES = {
     "agreement": "AGR",
@@ -338,36 +341,94 @@ def diagnostic_keys() -> list[str]:
 # --- comparison --------------------------------------------------------------------------------
 
 
+AXES = ("step", "time")
+#: The time axis is per run: curves that started hours apart still start together at zero.
+TIME_AXIS_TITLE = "minutes since the run's first step"
+
+
+def parse_axis(value: str | None) -> str:
+    """A link's or a control's `axis` value; anything unknown is the step axis."""
+    return value if value in AXES else "step"
+
+
+def compare_link(run_ids: Sequence[int], axis: str = "step") -> str:
+    """The query string that reopens this comparison (the step axis is the default, left out)."""
+    link = "?compare=" + ",".join(str(i) for i in run_ids)
+    return link + "&axis=time" if parse_axis(axis) == "time" else link
+
+
 def comparison_curves(
     runs: Sequence[Run],
-    points: Mapping[int, Sequence[Any]],
+    points: Mapping[int, Sequence[Point]],
     *,
     axis: str = "step",
     max_points: int = 500,
 ) -> tuple[list[Any], str, str]:
     """(curves, x-axis title, note): one curve per run, labelled by its configuration.
 
-    On the time axis x is minutes since the run's first point (when the API sends wall times).
-    Curves longer than `max_points` are reduced (extremes kept), whatever the server sent.
+    On the time axis x is minutes since the run's first point of the series (each run from its
+    own zero, to compare runs by cost). One axis holds one unit: if any run's points lack wall
+    times (an API that does not send them), every curve falls back to the step and the note
+    says which runs lacked them. Curves longer than `max_points` are reduced (extremes kept),
+    whatever the server sent.
     """
     from frontend.plots import Curve, downsample
 
-    curves, missing_time = [], False
-    for run in runs:
-        pts = list(points.get(run.id, []))
-        if not pts:
-            continue
-        if axis == "time" and all(getattr(p, "wall_time", None) is not None for p in pts):
-            start = pts[0].wall_time
-            xy = [((p.wall_time - start) / 60.0, p.value) for p in pts]
+    present = [run for run in runs if points.get(run.id)]
+    # (wall time, value) of each run whose every point has a time; one missing time spoils a run.
+    timed: dict[int, list[tuple[float, float]]] = {}
+    for run in present:
+        pairs = [(p.wall_time, p.value) for p in points[run.id] if p.wall_time is not None]
+        if len(pairs) == len(points[run.id]):
+            timed[run.id] = pairs
+    untimed = [run.id for run in present if run.id not in timed]
+    on_time = parse_axis(axis) == "time" and not untimed
+    curves = []
+    for run in present:
+        if on_time:
+            start = timed[run.id][0][0]
+            xy = [((wall - start) / 60.0, value) for wall, value in timed[run.id]]
         else:
-            missing_time = missing_time or axis == "time"
-            xy = [(p.step, p.value) for p in pts]
-        reduced = downsample(xy, max_points)
-        curves.append(Curve(run.id, run_label(run), reduced, group=config_label(run)))
-    note = "The API sent no wall times: x is the step." if missing_time else ""
-    x_title = "time (min)" if axis == "time" and not missing_time else "step"
-    return curves, x_title, note
+            xy = [(p.step, p.value) for p in points[run.id]]
+        curves.append(
+            Curve(run.id, run_label(run), downsample(xy, max_points), group=config_label(run))
+        )
+    note = ""
+    if parse_axis(axis) == "time" and untimed:
+        named = ", ".join(f"#{i}" for i in untimed)
+        note = f"x is the step: the API sent no wall times for {named}, so no time axis."
+    return curves, TIME_AXIS_TITLE if on_time else "step", note
+
+
+def comparison_figure(
+    runs: Sequence[Run],
+    points: Mapping[int, Sequence[Point]],
+    *,
+    key: str,
+    axis: str = "step",
+    smoothing: float = 0.0,
+    bands: bool = False,
+    log_y: bool = False,
+) -> tuple[go.Figure, str]:
+    """(figure, note) of the Compare tab's curves.
+
+    Seeds never share a wall time, so on the time axis the mean +/- CI bands interpolate every
+    seed onto a common grid first; on the step axis they average the steps the seeds share.
+    """
+    from frontend.plots import compare_curves
+
+    curves, x_title, note = comparison_curves(runs, points, axis=axis)
+    figure = compare_curves(
+        curves,
+        title=f"{key} across {len(runs)} runs",
+        y_title=key,
+        x_title=x_title,
+        smoothing=smoothing,
+        log_y=log_y,
+        bands=bands,
+        interpolate=x_title == TIME_AXIS_TITLE,
+    )
+    return figure, note
 
 
 # --- analysis ----------------------------------------------------------------------------------

@@ -39,6 +39,32 @@ def test_mean_ci_matches_a_hand_computation() -> None:
     assert math.isclose(high[0] - mean[0], half) and math.isclose(mean[0] - low[0], half)
 
 
+def test_interpolation_fills_gaps_never_extrapolates_and_keeps_a_repeated_xs_last_value() -> None:
+    run = [(1.0, 10.0), (3.0, 30.0), (3.0, 33.0), (5.0, 13.0)]
+    grid = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert plots.interpolate_onto(run, grid) == [
+        (1.0, 10.0),
+        (2.0, 21.5),
+        (3.0, 33.0),
+        (4.0, 23.0),
+        (5.0, 13.0),
+    ]
+    assert plots.interpolate_onto([], grid) == []
+
+
+def test_mean_ci_on_a_common_grid_averages_seeds_that_share_no_x() -> None:
+    seeds = [[(0.0, 0.0), (2.0, 2.0)], [(1.0, 3.0), (3.0, 5.0)]]
+    plain_x, plain_mean, _, _ = plots.mean_ci(seeds)
+    assert plain_mean == [0.0, 3.0, 2.0, 5.0]  # each x has one seed: no average at all
+    xs, mean, low, high = plots.mean_ci(seeds, interpolate=True)
+    assert xs == plain_x == [0.0, 1.0, 2.0, 3.0]
+    # Inside both ranges (x = 1, 2) both seeds count; at the tails only the seed that is there.
+    assert mean == [0.0, 2.0, 3.0, 5.0]
+    half = 12.706 * math.sqrt(2.0) / math.sqrt(2)  # values 1 and 3 (x=1), 2 and 4 (x=2)
+    assert math.isclose(high[1] - mean[1], half) and math.isclose(mean[2] - low[2], half)
+    assert low[0] == high[0] == 0.0 and low[3] == high[3] == 5.0
+
+
 def test_compare_bands_group_seeds_and_lines_keep_run_colours() -> None:
     curves = [
         Curve(3, "#3 gkd s0", [(1, 1.0), (2, 0.5)], group="gkd"),

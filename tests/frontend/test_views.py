@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -93,18 +94,99 @@ def test_diagnostics_flag_a_component_without_effect() -> None:
     assert "switched on but without effect: agreement" in text
 
 
-def test_comparison_curves_use_labels_and_time_axis() -> None:
+def timed(walls_s: list[float], values: list[float]) -> list[Point]:
+    """A series logged at the given wall times (epoch seconds), one step each."""
+    return [
+        Point(step=step, value=value, wall_time=wall)
+        for step, (wall, value) in enumerate(zip(walls_s, values, strict=True))
+    ]
+
+
+def test_comparison_curves_use_labels_and_minutes_since_each_runs_first_step() -> None:
     runs = [make_run(1), make_run(2, seed=1)]
     points = {
-        1: [Point(step=1, value=2.0, wall_time=100.0), Point(step=2, value=1.0, wall_time=160.0)],
-        2: [Point(step=1, value=2.5)],
+        # Run 2 started an hour after run 1: on the time axis both start at zero.
+        1: timed([1000.0, 1060.0, 1150.0], [2.0, 1.0, 0.5]),
+        2: timed([4600.0, 4630.0], [2.5, 1.5]),
     }
     curves, x_title, note = views.comparison_curves(runs, points, axis="time")
-    assert curves[0].points == [(0.0, 2.0), (1.0, 1.0)]
-    assert curves[1].points == [(1, 2.5)] and "no wall times" in note
+    assert x_title == views.TIME_AXIS_TITLE == "minutes since the run's first step"
+    assert curves[0].points == [(0.0, 2.0), (1.0, 1.0), (2.5, 0.5)]
+    assert curves[1].points == [(0.0, 2.5), (0.5, 1.5)] and note == ""
     assert curves[0].group == curves[1].group  # same config, different seed
-    assert views.comparison_curves(runs, points)[1] == "step"
-    assert x_title in ("step", "time (min)")
+    on_steps, step_title, step_note = views.comparison_curves(runs, points)
+    assert step_title == "step" and step_note == ""
+    assert on_steps[0].points == [(0, 2.0), (1, 1.0), (2, 0.5)]
+
+
+def test_a_run_without_wall_times_puts_every_curve_on_the_step_axis_with_a_note() -> None:
+    runs = [make_run(1), make_run(2, seed=1), make_run(3, seed=2)]
+    points = {
+        1: timed([100.0, 160.0], [2.0, 1.0]),
+        2: [Point(step=1, value=2.5), Point(step=2, value=2.0)],  # an API without wall times
+        3: [Point(step=1, value=2.5, wall_time=5.0), Point(step=2, value=2.0)],  # one missing
+    }
+    curves, x_title, note = views.comparison_curves(runs, points, axis="time")
+    # One axis holds one unit: minutes and steps never share it.
+    assert x_title == "step"
+    assert [c.points for c in curves] == [
+        [(0, 2.0), (1, 1.0)],
+        [(1, 2.5), (2, 2.0)],
+        [(1, 2.5), (2, 2.0)],
+    ]
+    assert "#2, #3" in note and "#1" not in note and "step" in note
+    figure, figure_note = views.comparison_figure(runs, points, key="loss/total", axis="time")
+    assert figure.layout.xaxis.title.text == "step" and figure_note == note
+    # No points at all: nothing lacks a time, the axis is the one asked for.
+    assert views.comparison_curves(runs, {}, axis="time") == ([], views.TIME_AXIS_TITLE, "")
+
+
+def test_comparison_figure_x_is_minutes_since_each_runs_first_point() -> None:
+    runs = [make_run(1), make_run(2, seed=1)]
+    points = {
+        1: timed([1000.0, 1030.0, 1120.0], [2.0, 1.5, 1.0]),
+        2: timed([9000.0, 9060.0], [3.0, 2.0]),
+    }
+    figure, note = views.comparison_figure(runs, points, key="loss/total", axis="time")
+    assert note == ""
+    assert figure.layout.xaxis.title.text == "minutes since the run's first step"
+    assert [list(t.x) for t in figure.data] == [[0.0, 0.5, 2.0], [0.0, 1.0]]
+    assert [list(t.y) for t in figure.data] == [[2.0, 1.5, 1.0], [3.0, 2.0]]
+    stepped, _ = views.comparison_figure(runs, points, key="loss/total")
+    assert stepped.layout.xaxis.title.text == "step"
+    assert list(stepped.data[0].x) == [0, 1, 2]
+
+
+def test_time_axis_bands_interpolate_seeds_onto_a_common_grid() -> None:
+    # Two seeds of one config, logged at different moments: no x value is shared.
+    runs = [make_run(1), make_run(2, seed=1)]
+    points = {
+        1: timed([0.0, 60.0, 120.0], [4.0, 2.0, 0.0]),  # minutes 0, 1, 2
+        2: timed([500.0, 530.0, 590.0], [6.0, 5.0, 3.0]),  # minutes 0, 0.5, 1.5
+    }
+    figure, _ = views.comparison_figure(runs, points, key="loss/total", axis="time", bands=True)
+    band = next(t for t in figure.data if t.fill == "toself")
+    mean = next(t for t in figure.data if t.name.endswith("(mean of 2)"))
+    assert list(mean.x) == [0.0, 0.5, 1.0, 1.5, 2.0]
+    # Seed 1 at 0.5 and 1.5 is interpolated (3.0, 1.0); seed 2 at 1.0 too (4.0); past its last
+    # point (1.5 min) seed 2 is not extrapolated, so minute 2 is seed 1 alone.
+    assert list(mean.y) == [5.0, 4.0, 3.0, 2.0, 0.0]
+    half = 12.706 * math.sqrt(2.0) / math.sqrt(2)  # two seeds 2 apart: sd = sqrt(2)
+    upper = list(band.y)[: len(mean.x)]
+    assert all(math.isclose(u - m, half) for u, m in zip(upper[:4], mean.y[:4], strict=True))
+    assert upper[4] == mean.y[4]  # one run: no interval
+
+
+def test_compare_link_carries_the_time_axis() -> None:
+    assert views.compare_link([3, 4]) == "?compare=3,4"
+    assert views.compare_link([3, 4], "step") == "?compare=3,4"
+    assert views.compare_link([3, 4], "time") == "?compare=3,4&axis=time"
+    assert [views.parse_axis(v) for v in ("time", "step", None, "bogus")] == [
+        "time",
+        "step",
+        "step",
+        "step",
+    ]
 
 
 def test_analysis_view_reads_the_api_body() -> None:
