@@ -2,7 +2,8 @@
 
 Each tab is built by `frontend.tabs.<tab>.build(studio)`, which returns its components; this module
 only lays the tabs out and wires what crosses tabs (open a run, compare a selection, clone, links).
-Links carry state in the query string: `?run=12`, `?compare=3,4`, `?sweep=2`, `?tab=ablation`.
+Links carry state in the query string: `?run=12`, `?compare=3,4` (with `&axis=time` for the
+time axis), `?sweep=2`, `?tab=ablation`.
 """
 
 from __future__ import annotations
@@ -14,18 +15,31 @@ import gradio as gr
 from frontend.client import ApiError, StudioClient
 from frontend.context import Studio
 from frontend.tabs import ablation, account, analysis, compare, new_run, run_detail, runs
-from frontend.views import parse_ids
+from frontend.views import parse_axis, parse_ids
 
 CONCURRENCY = 16
 TABS = ("new", "runs", "run", "ablation", "compare", "analysis", "account")
 #: Writes the selection into the address bar, so the page's URL can be shared as it is.
 URL_JS = """
 (value) => {
+  const key = '%s';
   const ids = (Array.isArray(value) ? value : [value]).filter(Boolean)
     .map((v) => String(v).replace('#', '').split(' ')[0]);
   const url = new URL(window.location.href);
   ['run', 'compare', 'sweep', 'tab'].forEach((k) => url.searchParams.delete(k));
-  if (ids.length) url.searchParams.set('%s', ids.join(','));
+  // The x axis belongs to a comparison: a link to a run or a sweep must not carry it.
+  if (key !== 'compare') url.searchParams.delete('axis');
+  if (ids.length) url.searchParams.set(key, ids.join(','));
+  window.history.replaceState(null, '', url);
+  return value;
+}
+"""
+#: The Compare tab's x axis joins its link; the step axis is the default and stays out of it.
+AXIS_JS = """
+(value) => {
+  const url = new URL(window.location.href);
+  if (value === 'time') url.searchParams.set('axis', 'time');
+  else url.searchParams.delete('axis');
   window.history.replaceState(null, '', url);
   return value;
 }
@@ -117,9 +131,10 @@ def create_ui(api_url: str, token: str | None = None) -> gr.Blocks:
                 gr.Dropdown(choices=labels),
                 gr.Dropdown(choices=sweeps),
                 gr.Dropdown(choices=sweeps, value=f"#{sweep_ids[0]}" if sweep_ids else None),
+                gr.Radio(value=parse_axis(params.get("axis"))) if compare_ids else gr.skip(),
             ]
 
-        load_outputs = [tabs, tab_acc, *pickers]
+        load_outputs = [tabs, tab_acc, *pickers, comparison["axis"]]
         ui.load(on_load, None, load_outputs).then(
             comparison["draw"], comparison["inputs"], comparison["outputs"]
         ).then(understand["run"], understand["inputs"], understand["outputs"]).then(
@@ -162,6 +177,7 @@ def create_ui(api_url: str, token: str | None = None) -> gr.Blocks:
         # Shareable links: the address bar follows the selection.
         detail["select"].change(None, [detail["select"]], None, js=URL_JS % "run")
         comparison["runs"].change(None, [comparison["runs"]], None, js=URL_JS % "compare")
+        comparison["axis"].change(None, [comparison["axis"]], None, js=AXIS_JS)
         understand["sweep"].change(None, [understand["sweep"]], None, js=URL_JS % "sweep")
     # Timers of several tabs and one user's clicks must not wait in one line.
     ui.queue(default_concurrency_limit=CONCURRENCY)

@@ -60,7 +60,13 @@ def build(studio: Studio) -> dict[str, Any]:
             label="Smoothing (EMA weight)",
             elem_id=ids(TAB, "smoothing"),
         )
-        axis = gr.Radio(["step", "time"], value="step", label="x axis", elem_id=ids(TAB, "axis"))
+        axis = gr.Radio(
+            list(views.AXES),
+            value="step",
+            label="x axis",
+            info="time: minutes since each run's first step (compares runs by cost)",
+            elem_id=ids(TAB, "axis"),
+        )
         bands = gr.Checkbox(label="Mean ± 95% CI across seeds", elem_id=ids(TAB, "bands"))
         log_y = gr.Checkbox(label="Log scale", elem_id=ids(TAB, "log"))
         plot_button = gr.Button("Plot", variant="primary", elem_id=ids(TAB, "plot-button"))
@@ -115,19 +121,12 @@ def build(studio: Studio) -> dict[str, Any]:
             return ["Pick runs (or a sweep) to compare.", None, None, None]
         key = key or "loss/total"
         runs, points, evaluations, problems = fetch(token, run_ids, key)
-        curves, x_title, axis_note = views.comparison_curves(runs, points, axis=axis_)
-        figure = plots.compare_curves(
-            curves,
-            title=f"{key} across {len(runs)} runs",
-            y_title=key,
-            x_title=x_title,
-            smoothing=smooth,
-            log_y=log_,
-            bands=bands_,
+        figure, axis_note = views.comparison_figure(
+            runs, points, key=key, axis=axis_, smoothing=smooth, bands=bands_, log_y=log_
         )
         by_config = views.scores_by_config(runs, evaluations)
         bar_figure = plots.benchmark_bars(by_config) if by_config else None
-        share = "Share: `?compare=" + ",".join(str(r.id) for r in runs) + "`"
+        share = f"Share: `{views.compare_link([r.id for r in runs], axis_)}`"
         text = "\n\n".join([share, axis_note, *problems]).strip()
         return [text, figure, views.scores_frame(runs, evaluations), bar_figure]
 
@@ -155,6 +154,7 @@ def build(studio: Studio) -> dict[str, Any]:
     return {
         "runs": runs_box,
         "sweep": sweep,
+        "axis": axis,
         "draw": draw,
         "inputs": inputs,
         "outputs": outputs,
