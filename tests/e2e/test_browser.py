@@ -277,6 +277,16 @@ def test_compare_two_runs_by_link_and_from_the_runs_table(
         timeout=UI_TIMEOUT_MS,
     )
     shot(page, "compare")
+    # The time axis: minutes since each run's first step, from the wall times the worker stored.
+    page.locator("#compare-axis").get_by_role("radio", name="time", exact=True).check()
+    page.wait_for_function(
+        "() => { const p = document.querySelector('#compare-curves .js-plotly-plot');"
+        " const t = p && p.layout && p.layout.xaxis && p.layout.xaxis.title;"
+        " return String((t && t.text) || t || '').includes('minutes'); }",
+        timeout=UI_TIMEOUT_MS,
+    )
+    assert "axis=time" in page.url
+    shot(page, "compare-time")
 
 
 def test_cancel_a_running_run_with_confirmation(studio: tuple[Stack, str], page: Any) -> None:
