@@ -151,8 +151,8 @@ class MetricPointOut(BaseModel):
     value: float
     wall_time: float | None = Field(
         None,
-        description="When the point was logged, in epoch seconds (the trainer's clock, or the "
-        "server's at ingest when the client sent none).",
+        description="When the point was logged, in epoch seconds: the worker's or the client's "
+        "clock, or the server's at ingest when the client sent none.",
     )
 
 
