@@ -125,3 +125,23 @@ def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:
         app, ["replicate", *TINY, "--api", "http://127.0.0.1:9", "--methods", "sft"]
     )
     assert offline.exit_code == 2 and "cannot reach the server" in offline.output
+
+
+def test_a_cell_is_claimed_by_one_live_process(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from unisd_core.replication.local import CLAIM_FILE, claim
+
+    cell = tmp_path / "cell"
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        cell.mkdir()
+        (cell / CLAIM_FILE).write_text(str(other.pid))
+        assert not claim(cell)  # a live process holds it
+    finally:
+        other.kill()
+        other.wait()
+    assert claim(cell)  # its holder died: taken over
+    assert (cell / CLAIM_FILE).read_text() == str(os.getpid())
+    assert claim(cell)  # ours already

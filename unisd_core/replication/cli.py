@@ -106,6 +106,9 @@ def register(app: typer.Typer) -> None:
         shard: Annotated[
             str, typer.Option(help="With --local: run the i-th of n interleaved parts (i/n).")
         ] = "1/1",
+        seed_major: Annotated[
+            bool, typer.Option(help="With --local: every method on seed 0 first, then seed 1...")
+        ] = False,
         api: Annotated[str, typer.Option(envvar="UNISD_API_URL", help="Server to queue on.")] = (
             DEFAULT_API
         ),
@@ -135,7 +138,13 @@ def register(app: typer.Typer) -> None:
             if not (part.isdigit() and parts.isdigit()):
                 raise typer.BadParameter("expected i/n, e.g. 1/2", param_hint="--shard")
             try:
-                table = run_local(options, local, shard=(int(part), int(parts)), log=typer.echo)
+                table = run_local(
+                    options,
+                    local,
+                    shard=(int(part), int(parts)),
+                    seed_major=seed_major,
+                    log=typer.echo,
+                )
             except ReplicationSetupError as exc:
                 typer.echo(f"cannot replicate: {exc}", err=True)
                 raise typer.Exit(2) from None

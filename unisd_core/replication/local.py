@@ -10,6 +10,7 @@ different set of options in the same folder is refused rather than mixed into on
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from unisd_core.templates import PaperTableOptions, TemplateRun, paper_table
 
 OPTIONS_FILE = "options.json"
 TABLE_FILE = "runs.csv"
+CLAIM_FILE = "claimed-by.pid"
 
 
 class ReplicationSetupError(ValueError):
@@ -51,6 +53,42 @@ def pin_options(root: Path, options: PaperTableOptions) -> None:
     path.write_text(json.dumps(wanted, indent=2), encoding="utf-8")
 
 
+def claim(run_dir: Path) -> bool:
+    """Take a cell for this process; False while another live process holds it.
+
+    Processes sharing a folder (shards, or a second invocation) never run one cell twice; a
+    claim left by a process that died is taken over.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / CLAIM_FILE
+    for _ in range(2):
+        try:
+            handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                holder = int(path.read_text(encoding="utf-8") or 0)
+            except (OSError, ValueError):
+                holder = 0
+            if holder and holder != os.getpid() and _alive(holder):
+                return False
+            path.unlink(missing_ok=True)  # a dead holder's claim
+            continue
+        os.write(handle, str(os.getpid()).encode())
+        os.close(handle)
+        return True
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def run_cell(root: Path, run: TemplateRun) -> dict[str, object]:
     """Train and evaluate one cell (resuming what an interrupted attempt left); its record."""
     from unisd_core.checkpoint import latest_checkpoint
@@ -76,6 +114,7 @@ def run_cell(root: Path, run: TemplateRun) -> dict[str, object]:
         "finished": result.eval_report is not None,
     }
     (out / CELL_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
+    (out / CLAIM_FILE).unlink(missing_ok=True)
     return record
 
 
@@ -84,24 +123,32 @@ def run_local(
     root: Path,
     *,
     shard: tuple[int, int] = (1, 1),
+    seed_major: bool = False,
     log: Callable[[str], None] = print,
 ) -> pd.DataFrame:
     """Run every unfinished cell of the template and write ``ROOT/runs.csv``; return the table.
 
     ``shard=(i, n)`` runs only every n-th cell starting at the i-th, so n processes (e.g. one
-    per CPU core) can share one folder; each cell has its own subfolder.
+    per CPU core) can share one folder; each cell has its own subfolder. ``seed_major`` runs
+    every method on the first seed before any method on the second (a budget that runs out
+    leaves complete rows with fewer seeds rather than missing rows).
     """
     part, parts = shard
     if not 1 <= part <= parts:
         raise ReplicationSetupError(f"shard {part}/{parts}: expected 1 <= i <= n")
     pin_options(root, options)
     runs = paper_table(options)
+    if seed_major:
+        runs = sorted(runs, key=lambda r: options.seed_list.index(r.seed))  # stable: keeps rows
     for index, run in enumerate(runs, start=1):
         if (index - 1) % parts != part - 1:
             continue
         where = f"[{index}/{len(runs)}] {run.label} seed {run.seed}"
         if read_cell(cell_dir(root, run)) is not None:
             log(f"{where}: done earlier")
+            continue
+        if not claim(cell_dir(root, run)):
+            log(f"{where}: running in another process")
             continue
         log(f"{where}: training and evaluating")
         record = run_cell(root, run)
