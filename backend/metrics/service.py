@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.db import repositories
-from backend.db.models import MetricLatest, MetricPoint, Run
+from backend.db.models import MetricLatest, Run
 from backend.errors import AppError
 from backend.metrics.downsample import Point, downsample
 from backend.runs.schemas import LatestOut, MetricPointIn, MetricPointOut
@@ -55,28 +55,8 @@ def existing_run_ids(session: Session, run_ids: Sequence[int]) -> list[int]:
 def stored_series(
     session: Session, run_ids: Sequence[int], keys: Sequence[str]
 ) -> dict[int, dict[str, list[Point]]]:
-    """`{run_id: {key: [(step, value, wall_time), ...]}}` ordered by step, in one query.
-
-    Read here rather than through `repositories.metric_series*`, which return (step, value)
-    only: the comparison views need each point's wall time for their time axis.
-    """
-    result: dict[int, dict[str, list[Point]]] = {rid: {k: [] for k in keys} for rid in run_ids}
-    if not run_ids or not keys:
-        return result
-    rows = session.execute(
-        select(
-            MetricPoint.run_id,
-            MetricPoint.key,
-            MetricPoint.step,
-            MetricPoint.value,
-            MetricPoint.wall_time,
-        )
-        .where(MetricPoint.run_id.in_(list(run_ids)), MetricPoint.key.in_(list(keys)))
-        .order_by(MetricPoint.run_id, MetricPoint.key, MetricPoint.step)
-    )
-    for run_id, key, step, value, wall_time in rows:
-        result[run_id][key].append((step, value, wall_time))
-    return result
+    """`{run_id: {key: [(step, value, wall_time), ...]}}` ordered by step, in one query."""
+    return repositories.metric_series_many(session, run_ids, keys)
 
 
 def run_series(

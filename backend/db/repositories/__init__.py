@@ -5,7 +5,6 @@ from backend.db.repositories.metrics import (
     latest_metrics,
     latest_values,
     metric_keys,
-    metric_series,
     metric_series_many,
     upsert_metric_latest,
 )
@@ -19,7 +18,6 @@ __all__ = [
     "latest_metrics",
     "latest_values",
     "metric_keys",
-    "metric_series",
     "metric_series_many",
     "upsert_metric_latest",
 ]

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from backend.db.models import MetricLatest, MetricPoint
 
 Point = tuple[int, float]
+TimedPoint = tuple[int, float, float | None]
 
 
 def _dialect(session: Session) -> str:
@@ -103,33 +104,27 @@ def upsert_metric_latest(
     session.execute(statement)
 
 
-def metric_series(session: Session, run_id: int, keys: Iterable[str]) -> dict[str, list[Point]]:
-    wanted = list(keys)
-    series: dict[str, list[Point]] = {key: [] for key in wanted}
-    rows = session.execute(
-        select(MetricPoint.key, MetricPoint.step, MetricPoint.value)
-        .where(MetricPoint.run_id == run_id, MetricPoint.key.in_(wanted))
-        .order_by(MetricPoint.key, MetricPoint.step)
-    )
-    for key, step, value in rows:
-        series[key].append((step, value))
-    return series
-
-
 def metric_series_many(
     session: Session, run_ids: Sequence[int], keys: Sequence[str]
-) -> dict[int, dict[str, list[Point]]]:
-    """Series of several runs in one query: `{run_id: {key: [(step, value), ...]}}`."""
-    result: dict[int, dict[str, list[Point]]] = {rid: {k: [] for k in keys} for rid in run_ids}
+) -> dict[int, dict[str, list[TimedPoint]]]:
+    """Series of several runs in one query: `{run_id: {key: [(step, value, wall_time), ...]}}`,
+    ordered by step (the wall time serves the time axis of comparisons)."""
+    result: dict[int, dict[str, list[TimedPoint]]] = {rid: {k: [] for k in keys} for rid in run_ids}
     if not run_ids or not keys:
         return result
     rows = session.execute(
-        select(MetricPoint.run_id, MetricPoint.key, MetricPoint.step, MetricPoint.value)
+        select(
+            MetricPoint.run_id,
+            MetricPoint.key,
+            MetricPoint.step,
+            MetricPoint.value,
+            MetricPoint.wall_time,
+        )
         .where(MetricPoint.run_id.in_(list(run_ids)), MetricPoint.key.in_(list(keys)))
         .order_by(MetricPoint.run_id, MetricPoint.key, MetricPoint.step)
     )
-    for run_id, key, step, value in rows:
-        result[run_id][key].append((step, value))
+    for run_id, key, step, value, wall_time in rows:
+        result[run_id][key].append((step, value, wall_time))
     return result
 
 
