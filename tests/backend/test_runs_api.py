@@ -100,7 +100,12 @@ def test_metrics_are_read_back_per_key_ordered_by_step(client: TestClient, sqlit
         insert_metric_points(session, rows)  # a replay is harmless
         assert session.scalar(select(func.count()).select_from(MetricPoint)) == 3
     body = client.get(f"/api/v1/runs/{run_id}/metrics", params={"keys": "loss/total"}).json()
-    assert body["metrics"] == {"loss/total": [{"step": 1, "value": 2.0}, {"step": 2, "value": 1.5}]}
+    assert body["metrics"] == {
+        "loss/total": [
+            {"step": 1, "value": 2.0, "wall_time": 0.0},
+            {"step": 2, "value": 1.5, "wall_time": 0.0},
+        ]
+    }
     every_key = client.get(f"/api/v1/runs/{run_id}/metrics").json()["metrics"]
     assert sorted(every_key) == ["loss/total", "train/lr"]
 
