@@ -272,29 +272,11 @@ def retention_jsd(
 ) -> tuple[float | None, list[float | None]]:
     """Mean per-token JSD between base and fine-tuned along the fine-tuned outputs.
 
-    Works batch by batch, scoring with the fine-tuned model and then entering the base context:
-    under LoRA both are the same network, so the two passes cannot share one forward.
+    Scores batch by batch with the fine-tuned model and then inside the base context: under
+    LoRA both are the same network, so the two passes cannot share one forward.
     """
-    provider = as_provider(base)
-    assert provider is not None
-    per_item: list[float | None] = []
-    was_training = model.training
-    model.eval()
-    try:
-        for rows in _batches(len(prompts), batch_size):
-            batch = _pack(
-                [prompts[i] for i in rows], [outputs[i] for i in rows], _pad_id(model), max_length
-            )
-            ft = _completion_logprobs(model, batch)
-            with provider() as base_model:
-                base_model.eval()
-                ref = _completion_logprobs(base_model, batch)
-            jsd = symmetric_jsd(ref, ft) * batch.mask
-            for row, index in enumerate(rows):
-                n = len(outputs[index])
-                per_item.append(float(jsd[row].sum() / n) if n else None)
-    finally:
-        if was_training:
-            model.train()
+    _, per_item = retention_metrics(
+        model, base, prompts, outputs, batch_size=batch_size, max_length=max_length
+    )
     values = [v for v in per_item if v is not None]
     return (sum(values) / len(values) if values else None), per_item
