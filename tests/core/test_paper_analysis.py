@@ -137,3 +137,13 @@ def test_interval_verdicts() -> None:
     assert Interval.of([-1.0, -1.1, -0.9]).verdict() == "contradicted"
     assert Interval.of([1.0, -1.0, 0.1]).verdict() == "unresolved"
     assert Interval.of([]).n == 0
+
+
+def test_a_single_seed_gain_has_no_interval_against_a_once_evaluated_base() -> None:
+    table = runs(EFFECTS, DRIFT, noise=0.01)
+    table = table[(table["method"] != "ema") | (table["seed"] == 0)]  # ema: one seed only
+    gains = paper_table(table, columns=COLUMNS).gains.set_index(["config", "benchmark"])
+    single = gains.loc[("ema", "mbpp")]
+    assert single["method"] == "none" and math.isnan(single["ci_low"])
+    assert single["gain"] == pytest.approx(0.06)
+    assert gains.loc[("opsd", "mbpp"), "method"] == "paired"

@@ -165,6 +165,12 @@ def paper_table(
             configs=[m for m in order if m != base],
             confidence=confidence,
         )
+        if broadcast:
+            # The base's copies are one measurement, not a sample: only gains paired over two
+            # or more seeds carry an interval; the others are point estimates.
+            unpaired = gains["method"] != "paired"
+            gains.loc[unpaired, ["ci_low", "ci_high"]] = np.nan
+            gains.loc[unpaired, "method"] = "none"
     else:
         notes.append(f"no {base!r} row: gains over the base are not computed")
     retention_per_seed = pd.DataFrame()
