@@ -349,7 +349,7 @@ def figures_for(result: PaperTable) -> dict[str, Any]:
         forest.update_layout(
             title="Overall gain over the base with 95% CI (points)",
             xaxis_title="gain (points)",
-            yaxis_autorange="reversed",
+            yaxis={"categoryorder": "array", "categoryarray": methods, "autorange": "reversed"},
         )
         figures["forest"] = forest
     if not result.retention.empty:
