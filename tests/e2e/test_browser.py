@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import shutil
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -18,27 +17,17 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.conftest import UI_TIMEOUT_MS
 from tests.support import (
     ARTIFACTS,
     Stack,
     free_port,
     service_env,
-    unavailable,
     wait_for_status,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-UI_TIMEOUT_MS = 90_000
 FINISHED = {"succeeded", "failed", "cancelled"}
 #: Runs are evaluated after training (the default): on few items with a short budget here.
 QUICK_EVAL = {"max_eval_examples": "4", "eval_max_new_tokens": "8", "max_prompt_length": "256"}
@@ -67,31 +56,6 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, st
         yield stack, serve(stack, service_env(stack.data_dir))
     finally:
         stack.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    if executable is None:
-        unavailable("Debian chromium is not installed (make test installs it)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(UI_TIMEOUT_MS)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
 
 
 def open_studio(page: Any, base_url: str, query: str, ready: str) -> None:

@@ -7,7 +7,6 @@ Its own stack (embedded worker, tiny model); the helpers are the main browser te
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,9 +15,7 @@ import httpx
 import pytest
 
 from tests.e2e.test_browser import (
-    CHROMIUM_ARGS,
     FINISHED,
-    UI_TIMEOUT_MS,
     open_studio,
     plot_traces,
     serve,
@@ -26,7 +23,7 @@ from tests.e2e.test_browser import (
     wait_inner_text,
     wait_text,
 )
-from tests.support import Stack, service_env, unavailable
+from tests.support import Stack, service_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -44,31 +41,6 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, st
         yield stack, serve(stack, service_env(stack.data_dir))
     finally:
         stack.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    if executable is None:
-        unavailable("Debian chromium is not installed (make test installs it)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(UI_TIMEOUT_MS)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
 
 
 def checkbox(page: Any, group: str, name: str) -> Any:
