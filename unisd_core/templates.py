@@ -23,20 +23,8 @@ from unisd_core.presets import PRESETS
 PAPER_TABLE = "paper-table"
 TEMPLATES = (PAPER_TABLE,)
 
-PAPER_METHODS = (
-    "base",
-    "sft",
-    "gkd",
-    "sdft",
-    "opsd",
-    "ssd",
-    "agree",
-    "ema",
-    "contrast",
-    "match",
-    "clip",
-    "unisd_star",
-)
+#: The paper's rows, in its order: every preset (the presets are defined in that order).
+PAPER_METHODS = tuple(PRESETS)
 TrainBenchmark = Literal["scienceqa", "mbpp", "cose", "toolalpaca"]
 PAPER_TRAIN_BENCHMARKS: tuple[TrainBenchmark, ...] = ("scienceqa", "mbpp", "cose", "toolalpaca")
 #: Out-of-distribution evaluations of a training benchmark (the paper's GPQA and HumanEval columns).

@@ -303,6 +303,14 @@ def build(studio: Studio) -> dict[str, Any]:
     def extras(values: tuple[Any, ...]) -> list[tuple[str, str]]:
         return [(values[i] or "", values[i + 1] or "") for i in range(0, len(values), 2)]
 
+    def form_body(name_: str, args: tuple[Any, ...]) -> dict[str, Any]:
+        """The sweep request from the form's values (the order of `inputs` below)."""
+        preset_, model_, bench_, steps_, comps, design_, seeds_, eval_, *rest = args
+        return sweep_body(
+            name_, preset_, model_, bench_, steps_, comps, extras(tuple(rest)), design_, seeds_,
+            eval_items=eval_,
+        )  # fmt: skip
+
     def do_preview(token: str | None, *args: Any) -> tuple[pd.DataFrame, str]:
         preset_, model_, bench_, steps_, comps, design_, seeds_, eval_, *rest = args
         frame, text, _ = plan(
@@ -310,18 +318,7 @@ def build(studio: Studio) -> dict[str, Any]:
         )
         if not comps and not any(p for p, _ in extras(tuple(rest))):
             return frame, "Pick at least one factor."
-        body = sweep_body(
-            "preview",
-            preset_,
-            model_,
-            bench_,
-            steps_,
-            comps,
-            extras(tuple(rest)),
-            design_,
-            seeds_,
-            eval_items=eval_,
-        )
+        body = form_body("preview", args)
         try:
             preview_ = studio.api(token).preview_sweep(body)
         except ApiError as exc:
@@ -352,18 +349,7 @@ def build(studio: Studio) -> dict[str, Any]:
         if any(problems):
             return "**Not queued.** " + "; ".join(sorted({p for p in problems if p}))
         client = studio.api(token)
-        body = sweep_body(
-            name_,
-            preset_,
-            model_,
-            bench_,
-            steps_,
-            comps,
-            extras(tuple(rest)),
-            design_,
-            seeds_,
-            eval_items=eval_,
-        )
+        body = form_body(name_, args)
         try:
             sweep = client.create_sweep(body)
         except ApiError as exc:
