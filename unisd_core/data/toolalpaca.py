@@ -9,7 +9,10 @@ Two record formats are read:
 Offline there is no training split (see ../shared/data/README.md). Split `train` then falls
 back to the *real-API* evaluation set (`eval_real.json`, 11 APIs), which shares no API with the
 simulated-API test set (`sdft_eval_data_97.jsonl`): tool use is trained on a held-out evaluation
-set, and every such Example says so in `metadata["train_source"]`.
+set, and every such Example says so in `metadata["train_source"]`. Split `bfcl` is the other
+offline training pool: single-turn function-calling items of the Berkeley Function Calling
+Leaderboard converted to the same prompt and gold encoding (`unisd_core.data.bfcl`); select it
+with `data.train_split: bfcl`.
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from unisd_core.data import bfcl
 from unisd_core.data.hf import hf_rows
 from unisd_core.data.io import Record, field, read_records
 from unisd_core.data.schema import DataError, Example
 
 NAME = "toolalpaca"
 HF_ID = "Ahren09/ToolAlpaca"
-SPLITS = ("train", "test", "real", "simulated")
+SPLITS = ("train", "test", "real", "simulated", "bfcl")
 # Files per split in order of preference; the SDFT/HF format comes first.
 FILES = {
     "train": ("train.jsonl", "train_data.json", "eval_real.json"),
@@ -43,6 +47,11 @@ FILES = {
 HELD_OUT_NOTE = (
     "eval_real.json (real-API evaluation set, held out from the simulated-API test set): the "
     "ToolAlpaca training split is not available offline"
+)
+
+BFCL_NOTE = (
+    "BFCL v4 single-turn function-calling items (bfcl-eval, Apache-2.0) in ToolAlpaca's format: "
+    "the ToolAlpaca training split is not available offline"
 )
 
 PROMPT_HEAD = "Answer the user's request by calling the tools described below.\nTools:\n"
@@ -157,6 +166,28 @@ def from_api_record(
     ]
 
 
+def from_bfcl_item(item: bfcl.BfclItem) -> Example:
+    """A BFCL item in ToolAlpaca's shape: every offered tool documented, gold calls as upstream."""
+    example = _example(
+        api=f"bfcl-{item.category}",
+        instruction=item.request,
+        prompt=build_prompt(
+            ", ".join(item.tools), "functions you may call", item.documentation, item.request
+        ),
+        calls=item.calls,
+        response="",
+        split="bfcl",
+        origin_format="bfcl",
+        extra={"bfcl_id": item.item_id, "train_source": BFCL_NOTE},
+    )
+    # BFCL ids are unique where request texts are not (live categories repeat some requests).
+    return example.model_copy(update={"id": f"{NAME}-bfcl-{item.item_id}"})
+
+
+def load_bfcl(toolalpaca_dir: Path) -> list[Example]:
+    return [from_bfcl_item(item) for item in bfcl.read_items(bfcl.find_data_dir(toolalpaca_dir))]
+
+
 def _from_records(
     records: Iterable[tuple[str, Record]], split: str, extra: dict[str, Any]
 ) -> list[Example]:
@@ -176,6 +207,8 @@ def _check(split: str) -> None:
 
 def load_local(directory: Path, split: str, *, seed: int) -> list[Example]:
     _check(split)
+    if split == "bfcl":
+        return load_bfcl(directory)
     for name in FILES[split]:
         for path in (directory / name, directory / f"{name}.gz"):
             if path.is_file():
@@ -187,6 +220,11 @@ def load_local(directory: Path, split: str, *, seed: int) -> list[Example]:
 
 def load_hf(split: str, *, seed: int) -> list[Example]:
     _check(split)
+    if split == "bfcl":  # BFCL's own files, from the installed package (no second download)
+        installed = bfcl.installed_data_dir()
+        if installed is None:
+            raise DataError(f"split 'bfcl' needs the BFCL data: {bfcl.INSTALL_HINT}")
+        return [from_bfcl_item(item) for item in bfcl.read_items(installed)]
     if split not in ("train", "test"):
         raise DataError(f"{HF_ID} has only 'train' and 'test' splits")
     return [from_sdft_record(r, origin=o, split=split) for o, r in hf_rows(HF_ID, None, split)]
