@@ -262,6 +262,10 @@ def eval_(
         bool, typer.Option(help="Also score gold-completion and retention perplexities.")
     ] = True,
     fresh: Annotated[bool, typer.Option(help="Discard earlier results in OUTPUT.")] = False,
+    engine: Annotated[
+        str,
+        typer.Option(help="Generation engine: auto (vLLM when installed and on CUDA), hf, vllm."),
+    ] = "auto",
 ) -> None:
     """Evaluate a checkpoint or a base model; writes OUTPUT/report.json and OUTPUT/items.jsonl."""
     from unisd_core.data import DataError
@@ -282,6 +286,7 @@ def eval_(
             max_prompt_length=max_prompt_length,
             likelihoods=likelihoods,
             fresh=fresh,
+            engine=engine,  # type: ignore[arg-type]  # run_eval names the field when it is wrong
         )
     except (EvalSetupError, DataError) as exc:
         typer.echo(f"cannot evaluate: {exc}", err=True)

@@ -36,6 +36,7 @@ BENCHMARKS = (
     "gsm8k",
     "medmcqa",
 )
+EvalEngine = Literal["auto", "hf", "vllm"]
 Benchmark = Literal[
     "scienceqa", "gpqa", "mbpp", "humaneval", "cose", "toolalpaca", "gsm8k", "medmcqa"
 ]
@@ -149,6 +150,13 @@ class DataConfig(ConfigBlock):
         ge=1,
         le=131072,
         description="Generation budget per evaluated item (default: max_completion_length).",
+    )
+    eval_engine: EvalEngine = Field(
+        "auto",
+        description=(
+            "Generation engine of the evaluation: 'hf' (transformers generate), 'vllm' (needs "
+            "the vllm package and a CUDA device) or 'auto' (vLLM when both are there)."
+        ),
     )
     eval_gold_ppl: bool = Field(
         True,

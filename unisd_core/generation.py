@@ -2,16 +2,16 @@
 
 Used twice: by the trainer for on-policy rollouts (sampled, T=0.7) and by the evaluator (greedy).
 Prompts arrive as token id lists so that the caller owns the chat template and truncation; the
-helper `encode_chat` does both the usual way. A vLLM path is a follow-up (see `vllm_available`).
+helper `encode_chat` does both the usual way. Evaluation can hand generation to another engine
+that follows the `Generator` protocol (vLLM: `unisd_core.vllm_engine`).
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
@@ -27,6 +27,14 @@ class Generation:
     completion_ids: list[int]
     text: str
     finished: bool  # True when the completion ended with an EOS token (not cut by the budget)
+
+
+class Generator(Protocol):
+    """Greedy completion of token-id prompts by an engine other than HF generate (vLLM)."""
+
+    def __call__(
+        self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int
+    ) -> list[Generation]: ...
 
 
 def eos_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
@@ -176,12 +184,3 @@ def generate(
         if was_training:
             model.train()
     return [results[i] for i in range(len(prompts))]
-
-
-def vllm_available() -> bool:
-    """vLLM is an optional GPU extra; the HF path above is always available.
-
-    Follow-up: a vLLM engine path for large evaluation runs. It needs merged LoRA weights pushed
-    to the engine, so it lives with the trainer's weight sync rather than here.
-    """
-    return importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()

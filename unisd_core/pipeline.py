@@ -132,6 +132,7 @@ def evaluate_output(
             cfg.data.eval_batch_size,
             max_new_tokens=cfg.data.eval_max_new_tokens,
             likelihoods=cfg.data.eval_gold_ppl,
+            engine=cfg.data.eval_engine,
             seed=EVAL_SEED,
             device=None if cfg.resources.device == "auto" else cfg.resources.device,
             fresh=fresh,

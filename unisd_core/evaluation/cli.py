@@ -25,13 +25,15 @@ from typing import Any
 
 import yaml
 
-from unisd_core.config import ModelConfig, RunConfig
+from unisd_core.config import EvalEngine, ModelConfig, RunConfig
 from unisd_core.data import EVAL_SPLITS, OOD_PAIRS, DataError, Example, load_examples
 
 ITEMS_FILE = "items.jsonl"
 REPORT_FILE = "report.json"
 STATE_FILE = "eval_state.json"
 DEFAULT_MAX_NEW_TOKENS = 256
+ENGINES: tuple[EvalEngine, ...] = ("auto", "hf", "vllm")
+VLLM_CHUNK = 256  # items generated (and saved) together by vLLM
 
 
 class EvalSetupError(ValueError):
@@ -196,6 +198,7 @@ def run_eval(
     fresh: bool = False,
     progress: bool = True,
     stop: Callable[[], bool] | None = None,
+    engine: EvalEngine = "auto",
 ) -> dict[str, Any]:
     """Evaluate and write OUTPUT/items.jsonl + OUTPUT/report.json; return the report dict.
 
@@ -212,6 +215,8 @@ def run_eval(
     prompt_limit = max_prompt_length or _data_field(config, "max_prompt_length")
     if batch_size < 1:
         raise EvalSetupError("--batch-size must be >= 1")
+    if engine not in ENGINES:
+        raise EvalSetupError(f"--engine must be one of {list(ENGINES)}, not {engine!r}")
 
     examples: list[Example] = []
     splits: dict[str, str] = {}
@@ -246,9 +251,23 @@ def run_eval(
     import torch
 
     from unisd_core.evaluation.evaluator import ItemResult, evaluate
+    from unisd_core.vllm_engine import EngineUnavailable, choose_engine, vllm_generator
 
     run_device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen_engine = choose_engine(engine, run_device)
+    except EngineUnavailable as exc:
+        raise EvalSetupError(str(exc)) from exc
     net, tokenizer, retention_base, description = _load_model(target, run_device)
+    generator = None
+    if chosen_engine == "vllm":
+        generator = vllm_generator(
+            net,
+            tokenizer,
+            output,
+            seed=seed,
+            max_model_len=(prompt_limit + max_new) if prompt_limit else None,
+        )
     started = time.monotonic()
     items_path = output / ITEMS_FILE
 
@@ -277,11 +296,15 @@ def run_eval(
         done=done,
         on_items=append,
         progress=progress,
+        generator=generator,
+        # vLLM batches internally and is fastest on many prompts at once.
+        chunk_size=VLLM_CHUNK if generator is not None else None,
     )
     result = {
         "model": description,
         "settings": settings,
         "device": run_device,
+        "engine": chosen_engine,
         "seconds": round(time.monotonic() - started, 2),
         "resumed_items": len(done),
         "metrics": report.metrics,

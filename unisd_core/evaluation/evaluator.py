@@ -25,7 +25,7 @@ from unisd_core.evaluation.retention import (
     gold_ppl,
     retention_metrics,
 )
-from unisd_core.generation import Generation, encode_chat, generate
+from unisd_core.generation import Generator, encode_chat, generate
 
 # Benchmarks whose item text must not be written to artifacts or logs (GPQA's authors ask that
 # items never appear as plain text); their per-item prompt is replaced by this note.
@@ -163,13 +163,16 @@ def evaluate(
     done: Mapping[str, ItemResult] | None = None,
     on_items: Callable[[list[ItemResult]], None] | None = None,
     progress: bool = False,
+    generator: Generator | None = None,
+    chunk_size: int | None = None,
 ) -> EvalReport:
     """Evaluate `model` greedily on `examples`.
 
     `base_model` (a model, or a provider such as `adapters_disabled(model)`) turns on PPL_ret and
     retention JSD; `likelihoods` adds the gold-completion perplexity. Items whose id is in `done`
     are reused, not recomputed (resuming); `on_items` receives each finished chunk (to append it
-    to a JSONL file as the evaluation goes).
+    to a JSONL file as the evaluation goes). `generator` replaces HF generation (the vLLM
+    engine); `chunk_size` items are generated and saved together (default: `batch_size`).
     """
     done = dict(done or {})
     provider = as_provider(base_model)
@@ -181,8 +184,9 @@ def evaluate(
         bar = tqdm(total=len(examples), initial=len(examples) - len(todo), desc="eval", unit="item")
     new: dict[str, ItemResult] = {}
     try:
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
+        step = chunk_size or batch_size
+        for start in range(0, len(todo), step):
+            chunk = todo[start : start + step]
             items = _evaluate_chunk(
                 model,
                 tokenizer,
@@ -194,6 +198,7 @@ def evaluate(
                 likelihoods=likelihoods,
                 sandbox_timeout_s=sandbox_timeout_s,
                 sandbox_workers=sandbox_workers,
+                generator=generator,
             )
             for item in items:
                 new[item.id] = item
@@ -220,12 +225,16 @@ def _evaluate_chunk(
     likelihoods: bool,
     sandbox_timeout_s: float,
     sandbox_workers: int,
+    generator: Generator | None,
 ) -> list[ItemResult]:
     messages = [student_messages(ex) for ex in chunk]
     prompts = [encode_chat(tokenizer, m, max_length=max_prompt_length) for m in messages]
-    gens: list[Generation] = generate(
-        model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size
-    )
+    if generator is not None:
+        gens = generator(prompts, max_new_tokens=max_new_tokens)
+    else:
+        gens = generate(
+            model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size
+        )
     scored = score_outputs(
         chunk,
         [g.text for g in gens],
