@@ -66,3 +66,43 @@ def test_events_artifacts_evaluations_are_recorded_idempotently(db_url: str) -> 
         assert len(events[1].message) == 20_000
     with session_scope(db_url) as session, pytest.raises(ValueError, match="level"):
         append_run_event(session, run_id, "loud", "no")
+
+
+def test_metric_latest_stays_exact_over_overlapping_replays(db_url: str) -> None:
+    """Batches mixing runs and keys, partly replayed, in any order: metric_latest always equals
+    a summary of the stored points (the fast ingest paths fold only what they inserted)."""
+    import random
+
+    rng = random.Random(7)
+    with session_scope(db_url) as session:
+        run_ids = [make_run(session).id for _ in range(2)]
+    stored: dict[tuple[int, str, int], float] = {}
+    for _ in range(12):
+        batch: dict[tuple[int, str, int], float | int] = {}
+        for _ in range(rng.randint(1, 60)):
+            key = (rng.choice(run_ids), rng.choice(["a", "b/c"]), rng.randint(0, 80))
+            # ints and floats mixed, as a script may log them
+            batch.setdefault(key, rng.choice([rng.randint(-5, 5), rng.uniform(-10, 10)]))
+        rows = [
+            {"run_id": r, "key": k, "step": s, "value": v, "wall_time": 1000.0 + s}
+            for (r, k, s), v in batch.items()
+        ]
+        expected_new = sum(1 for point in batch if point not in stored)
+        for point, value in batch.items():
+            stored.setdefault(point, float(value))
+        with session_scope(db_url) as session:
+            assert insert_metric_points(session, rows) == expected_new
+    with session_scope(db_url) as session:
+        latest = latest_metrics(session, run_ids)
+        assert session.scalar(select(func.count()).select_from(MetricPoint)) == len(stored)
+    for run_id in run_ids:
+        for key in ("a", "b/c"):
+            series = {s: v for (r, k, s), v in stored.items() if (r, k) == (run_id, key)}
+            if not series:
+                assert key not in latest[run_id]
+                continue
+            row = latest[run_id][key]
+            top = max(series)
+            assert (row.step, row.value, row.wall_time) == (top, series[top], 1000.0 + top)
+            assert (row.min_value, row.max_value) == (min(series.values()), max(series.values()))
+            assert row.count == len(series)

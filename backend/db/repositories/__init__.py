@@ -6,6 +6,7 @@ from backend.db.repositories.metrics import (
     latest_values,
     metric_keys,
     metric_series_many,
+    refresh_metric_latest,
     upsert_metric_latest,
 )
 from backend.db.repositories.results import add_artifact, add_evaluation, append_run_event
@@ -19,5 +20,6 @@ __all__ = [
     "latest_values",
     "metric_keys",
     "metric_series_many",
+    "refresh_metric_latest",
     "upsert_metric_latest",
 ]
