@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from backend.deps import SessionDep
 from backend.metrics import service
 from backend.metrics.schemas import KeysOut, LatestTable, SeriesOut
+from backend.responses import json_response
 
 router = APIRouter(prefix="/metrics", tags=["metrics"])
 
@@ -22,14 +23,18 @@ def series(
     run_ids: RunIds,
     keys: Annotated[str, Query(min_length=1, max_length=20_000)],
     max_points: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
-) -> SeriesOut:
+) -> Response:
     """Several runs' series in one call (overlaid curves), each downsampled to `max_points`."""
     ids = service.parse_ids(run_ids)
     wanted = service.parse_list(keys, field="keys", limit=service.MAX_KEYS_PER_QUERY)
     data = service.many_series(session, ids, wanted, max_points)
-    return SeriesOut(
-        runs={
-            rid: {k: service.points_out(pts) for k, pts in by.items()} for rid, by in data.items()
+    # SeriesOut's shape, written directly (run ids become JSON object keys, as there).
+    return json_response(
+        {
+            "runs": {
+                rid: {k: service.points_json(pts) for k, pts in by.items()}
+                for rid, by in data.items()
+            }
         }
     )
 

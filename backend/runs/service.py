@@ -14,6 +14,7 @@ from backend.auth.service import Principal
 from backend.db import repositories
 from backend.db.base import utcnow
 from backend.db.models import COMPONENT_FLAGS, FINISHED_STATUSES, Experiment, Run, RunEvent, RunTag
+from backend.db.repositories.ids import in_ids
 from backend.errors import AppError, Conflict, NotFound
 from backend.queue import queue_for
 from unisd_core.config import RunConfig, deep_merge, parse_overrides
@@ -138,6 +139,18 @@ def get_run(session: Session, run_id: int, *, include_deleted: bool = False) -> 
     return run
 
 
+def run_owner(session: Session, run_id: int, *, include_deleted: bool = False) -> int | None:
+    """The creator of a run that exists (None for runs created without a user), else 404.
+
+    For routes that only check the run: two columns instead of the whole row with its config
+    and tags (the ingest and read paths call this on every request).
+    """
+    row = session.execute(select(Run.created_by, Run.deleted_at).where(Run.id == run_id)).first()
+    if row is None or (row.deleted_at is not None and not include_deleted):
+        raise NotFound(f"run {run_id} does not exist")
+    return row.created_by
+
+
 def queue_position(session: Session, run: Run) -> int | None:
     if run.status != "queued":
         return None
@@ -245,19 +258,27 @@ def list_run_rows(
     sort: str,
     include_config: bool,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Like `list_runs`, as plain dicts read with one Core query (no ORM identity map, no
-    config JSON decoding when it is not wanted) plus one query for all the page's tags."""
+    """Like `list_runs`, as plain dicts read with one Core query plus one for the page's tags.
+
+    Lists are the studio's most frequent read (the runs table polls them), so: no ORM identity
+    map, only the columns `RunOut` shows (not the worker's bookkeeping), no config JSON decoding
+    when it is not wanted, rows as tuples zipped with their names.
+    """
+    from backend.runs.schemas import RunOut
+
     where = filters.conditions()
     skip = set() if include_config else {"config", "env"}
-    columns = [c for c in Run.__table__.c if c.name not in skip]
-    total = session.scalar(select(func.count(Run.id)).where(*where)) or 0
+    columns = [c for c in Run.__table__.c if c.name in RunOut.model_fields and c.name not in skip]
+    names = [c.name for c in columns]
+    connection = session.connection()
+    total = connection.scalar(select(func.count(Run.id)).where(*where)) or 0
     query = select(*columns).where(*where).order_by(*SORTS[sort]).limit(limit).offset(offset)
-    rows = [dict(row._mapping) for row in session.execute(query)]
+    rows = [dict(zip(names, row, strict=True)) for row in connection.execute(query)]
     tags: dict[int, list[str]] = {row["id"]: [] for row in rows}
     if rows:
-        for run_id, tag in session.execute(
+        for run_id, tag in connection.execute(
             select(RunTag.run_id, RunTag.tag)
-            .where(RunTag.run_id.in_(list(tags)))
+            .where(in_ids(session, RunTag.run_id, list(tags)))
             .order_by(RunTag.tag)
         ):
             tags[run_id].append(tag)
@@ -266,6 +287,18 @@ def list_run_rows(
         if not include_config:
             row["config"] = {}
     return rows, total
+
+
+def run_items(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """`list_run_rows` rows as `RunOut` dicts: its fields in its order, its defaults for the
+    fields that are not columns (the values are typed by their columns already)."""
+    from backend.runs.schemas import RunOut
+
+    defaults = {
+        name: field.get_default(call_default_factory=True)
+        for name, field in RunOut.model_fields.items()
+    }
+    return [{name: row.get(name, default) for name, default in defaults.items()} for row in rows]
 
 
 def event(session: Session, run: Run, level: str, message: str) -> None:

@@ -5,24 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, func, select, text, true, tuple_
+from sqlalchemy import and_, case, func, select, text, true, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from backend.db.models import MetricLatest, MetricPoint
+from backend.db.repositories.ids import dialect_name, in_ids
 
 Point = tuple[int, float]
 TimedPoint = tuple[int, float, float | None]
 
 
-def _dialect(session: Session) -> str:
-    bind = session.get_bind()
-    return bind.dialect.name if isinstance(bind, Engine) else bind.engine.dialect.name
-
-
 def _insert(session: Session) -> Any:
-    return pg_insert if _dialect(session) == "postgresql" else sqlite_insert
+    return pg_insert if dialect_name(session) == "postgresql" else sqlite_insert
 
 
 def insert_metric_points(session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
@@ -37,7 +33,7 @@ def insert_metric_points(session: Session, rows: Sequence[Mapping[str, Any]]) ->
     """
     if not rows:
         return 0
-    if _dialect(session) == "postgresql":
+    if dialect_name(session) == "postgresql":
         return _insert_points_postgresql(session, rows)
     return _insert_points_sqlite(session, rows)
 
@@ -247,7 +243,7 @@ def metric_series_many(
     result: dict[int, dict[str, list[TimedPoint]]] = {rid: {k: [] for k in keys} for rid in run_ids}
     if not run_ids or not keys:
         return result
-    rows = session.execute(
+    rows = session.connection().execute(
         select(
             MetricPoint.run_id,
             MetricPoint.key,
@@ -255,7 +251,7 @@ def metric_series_many(
             MetricPoint.value,
             MetricPoint.wall_time,
         )
-        .where(MetricPoint.run_id.in_(list(run_ids)), MetricPoint.key.in_(list(keys)))
+        .where(in_ids(session, MetricPoint.run_id, run_ids), MetricPoint.key.in_(list(keys)))
         .order_by(MetricPoint.run_id, MetricPoint.key, MetricPoint.step)
     )
     for run_id, key, step, value, wall_time in rows:
@@ -278,7 +274,7 @@ def latest_metrics(
     result: dict[int, dict[str, MetricLatest]] = {rid: {} for rid in run_ids}
     if not run_ids:
         return result
-    query = select(MetricLatest).where(MetricLatest.run_id.in_(list(run_ids)))
+    query = select(MetricLatest).where(in_ids(session, MetricLatest.run_id, run_ids))
     if keys:
         query = query.where(MetricLatest.key.in_(list(keys)))
     for row in session.scalars(query):
@@ -293,9 +289,9 @@ def latest_values(
     result: dict[int, dict[str, float]] = {rid: {} for rid in run_ids}
     if not run_ids or not keys:
         return result
-    rows = session.execute(
+    rows = session.connection().execute(
         select(MetricLatest.run_id, MetricLatest.key, MetricLatest.value).where(
-            MetricLatest.run_id.in_(list(run_ids)), MetricLatest.key.in_(list(keys))
+            in_ids(session, MetricLatest.run_id, run_ids), MetricLatest.key.in_(list(keys))
         )
     )
     for run_id, key, value in rows:
