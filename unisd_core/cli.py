@@ -69,6 +69,9 @@ def train(
     Ctrl-C stops at the next step boundary (or, while evaluating, after the current batch of
     items) and keeps what is done; press it twice to abort. `data.evaluate_after_training: false`
     skips the evaluation.
+
+    With `resources.gpus` N > 1 this command starts itself again as N processes under
+    `accelerate launch` (one per GPU) and waits for them; rank 0 reports and evaluates.
     """
     raw = load_config_file(config) if config is not None else {}
     try:
@@ -80,19 +83,28 @@ def train(
         typer.echo(f"invalid --set: {exc}", err=True)
         raise typer.Exit(2) from None
 
+    from unisd_core import launch
+
+    if cfg.resources.gpus > 1 and cfg.objective != "none" and not launch.is_launched():
+        raise typer.Exit(_train_on_gpus(cfg, output, resume))
+    # Launched as one of several processes, only rank 0 writes files and talks to the user.
+    main = launch.is_main_process()
+
     import signal
 
     from tqdm import tqdm
 
-    from unisd_core.callbacks import JsonlSink
+    from unisd_core.callbacks import JsonlSink, MetricSink
     from unisd_core.pipeline import EVAL_DIR, train_and_evaluate
 
     output.mkdir(parents=True, exist_ok=True)
-    (output / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
     metrics_path = output / "metrics.jsonl"
-    if not resume:
-        metrics_path.unlink(missing_ok=True)
-    sink = JsonlSink(metrics_path)
+    if main:
+        (output / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
+        if not resume:
+            metrics_path.unlink(missing_ok=True)
+    sink: MetricSink = JsonlSink(metrics_path) if main else _no_metrics
+    stop_file = launch.stop_file()  # a launching `unisd train` creates it on Ctrl-C
     interrupted = {"requested": False}
     trained: list[TrainResult] = []  # set between training and evaluation
 
@@ -103,8 +115,13 @@ def train(
         where = "the current batch of eval items" if trained else "this step"
         typer.echo(f"\nstopping after {where} (Ctrl-C again to abort)", err=True)
 
+    def stop_requested() -> bool:
+        return interrupted["requested"] or (stop_file is not None and stop_file.exists())
+
     previous = signal.signal(signal.SIGINT, on_interrupt)
-    bar = tqdm(total=cfg.train.max_steps, desc="training", unit="step", file=sys.stderr)
+    bar = tqdm(
+        total=cfg.train.max_steps, desc="training", unit="step", file=sys.stderr, disable=not main
+    )
 
     def progress_sink(step: int, metrics: Mapping[str, float]) -> None:
         sink(step, metrics)
@@ -116,20 +133,20 @@ def train(
     def on_trained(result: TrainResult) -> None:
         trained.append(result)
         bar.close()
-        if cfg.data.evaluate_after_training and not result.stopped_early:
+        if cfg.data.evaluate_after_training and not result.stopped_early and main:
             typer.echo(f"trained {result.steps_completed} steps; evaluating", err=True)
 
     try:
         outcome = train_and_evaluate(
             cfg,
             progress_sink,
-            lambda: interrupted["requested"],
+            stop_requested,
             output_dir=output,
             resume_from=output if resume else None,
             on_trained=on_trained,
         )
     except (OSError, ValueError, RuntimeError, NotImplementedError) as exc:
-        if not trained:
+        if not trained or not main:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
         # Training finished and its checkpoint is saved: keep its summary, say how to retry.
@@ -143,6 +160,8 @@ def train(
     finally:
         bar.close()
         signal.signal(signal.SIGINT, previous)
+    if not main:
+        return
     result = outcome.train
     report_path = outcome.eval_dir / "report.json" if outcome.eval_dir is not None else None
     _write_summary(
@@ -167,6 +186,73 @@ def train(
     if report_path is not None:
         where += f", eval report in {report_path}"
     typer.echo(f"{state}: {result.steps_completed} steps; {where}")
+
+
+def _no_metrics(step: int, metrics: Mapping[str, float]) -> None:
+    """The sink of ranks other than 0: the trainer reports on rank 0 only anyway."""
+
+
+#: Created in OUTPUT by a launching `unisd train` on Ctrl-C; its processes stop when they see it.
+STOP_REQUEST_FILE = ".stop-requested"
+
+
+def _train_on_gpus(cfg: RunConfig, output: Path, resume: bool) -> int:
+    """`unisd train` on several GPUs: this command again, as one process per GPU under
+    `accelerate launch`, waited for here; returns their exit status.
+
+    The processes run in a session of their own: a terminal Ctrl-C would reach the launcher too,
+    which kills its processes at once. Instead the first Ctrl-C here creates a stop file that
+    every process polls (they stop together at the next step boundary and checkpoint) and the
+    second one ends the launch.
+    """
+    import contextlib
+    import os
+    import signal
+    import subprocess
+
+    from unisd_core import distributed, launch
+
+    gpus = cfg.resources.gpus
+    visible = distributed.visible_gpus()
+    if visible < gpus:
+        typer.echo(
+            f"error: resources.gpus is {gpus} but {visible} GPU(s) are visible here; on a "
+            f"machine with {gpus} GPUs run this again, or launch by hand: "
+            f"{launch.train_hint(gpus)}",
+            err=True,
+        )
+        return 1
+    output.mkdir(parents=True, exist_ok=True)
+    config_file = output / "config.yaml"
+    config_file.write_text(cfg.to_yaml(), encoding="utf-8")
+    if not resume:
+        (output / "metrics.jsonl").unlink(missing_ok=True)
+    stop_file = output / STOP_REQUEST_FILE
+    stop_file.unlink(missing_ok=True)  # left by an earlier launch: it must not stop this one
+    command = launch.train_command(
+        config_file, output, gpus=gpus, resume=resume, main_process_port=launch.free_port()
+    )
+    typer.echo(f"training on {gpus} GPUs: {launch.shell_line(command)}", err=True)
+    process = subprocess.Popen(
+        command, env={**os.environ, launch.STOP_FILE_ENV: str(stop_file)}, start_new_session=True
+    )
+    presses = {"n": 0}
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        presses["n"] += 1
+        if presses["n"] == 1:
+            stop_file.touch()
+            typer.echo("\nstopping after this step (Ctrl-C again to abort)", err=True)
+        else:
+            with contextlib.suppress(ProcessLookupError):  # it may just have exited
+                os.killpg(process.pid, signal.SIGTERM)  # the launcher ends its processes
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        return process.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        stop_file.unlink(missing_ok=True)
 
 
 def _write_summary(

@@ -186,9 +186,23 @@ class TrainConfig(ConfigBlock):
     epochs: float | None = Field(
         None, gt=0, le=1000, description="Passes over the training set (instead of max_steps)."
     )
-    batch_size: int = Field(4, ge=1, le=4096, description="Prompts per optimizer step.")
+    batch_size: int = Field(
+        4,
+        ge=1,
+        le=4096,
+        description=(
+            "Prompts per optimizer step, over all GPUs: with resources.gpus N, each GPU takes "
+            "batch_size / N of them (the same run on 1 or N GPUs)."
+        ),
+    )
     grad_accum: int = Field(
-        1, ge=1, le=1024, description="Micro-batches each step's prompts are split into."
+        1,
+        ge=1,
+        le=1024,
+        description=(
+            "Micro-batches each GPU splits its share of a step's prompts into (one forward and "
+            "backward each; more means less memory)."
+        ),
     )
     lr: float = Field(2e-5, gt=0, le=1.0, description="Peak learning rate (AdamW).")
     schedule: Literal["cosine", "linear", "constant"] = Field(
@@ -351,7 +365,15 @@ class ResourcesConfig(ConfigBlock):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="Where to train: auto picks a GPU when one is visible."
     )
-    gpus: int = Field(1, ge=1, le=64, description="GPUs for one run (more than 1: accelerate DDP).")
+    gpus: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description=(
+            "GPUs for one run: more than 1 starts one process per GPU under accelerate (DDP) "
+            "and splits train.batch_size between them."
+        ),
+    )
 
     @model_validator(mode="after")
     def _gpus_need_cuda(self) -> ResourcesConfig:
@@ -454,6 +476,18 @@ class RunConfig(ConfigBlock):
                         f"{self.objective!r} (set objective: on_policy_distill)",
                         True,
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _batch_splits_over_gpus(self) -> RunConfig:
+        gpus, train = self.resources.gpus, self.train
+        if gpus > 1 and train.batch_size % (gpus * train.grad_accum):
+            raise field_error(
+                ("train", "batch_size"),
+                f"must split evenly over resources.gpus={gpus} GPUs and grad_accum="
+                f"{train.grad_accum} micro-batches each (a multiple of {gpus * train.grad_accum})",
+                train.batch_size,
+            )
         return self
 
     def enabled_components(self) -> tuple[str, ...]:

@@ -57,6 +57,13 @@ class Networks:
     ema_moves: bool  # the teacher follows the student (EMA enabled and not the compat no-op)
     frozen_teacher: nn.Module | None  # full fine-tuning only
     device: torch.device
+    #: What the student's training forwards go through: the DDP wrapper in a multi-GPU run
+    #: (set by the trainer), else `student` itself. Everything else uses `student` directly.
+    train_model: Any = None
+
+    def __post_init__(self) -> None:
+        if self.train_model is None:
+            self.train_model = self.student
 
     # --- the teacher ---------------------------------------------------------------------------
 

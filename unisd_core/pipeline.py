@@ -11,6 +11,10 @@ they land in the same metric store as the training curves.
 An interrupted evaluation resumes: finished items stay in `eval/items.jsonl` and a second call
 (after the trainer has found its final checkpoint and done nothing) only evaluates the rest.
 
+In a multi-GPU run every process calls `train_and_evaluate`; the trainer returns on all of them
+only once rank 0 has written the final checkpoint, then rank 0 alone evaluates (on its GPU) while
+the others return without an evaluation.
+
 Torch is imported lazily (through the trainer and the evaluator) so that importing this module
 stays cheap.
 """
@@ -26,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from unisd_core import launch
 from unisd_core.callbacks import MetricSink, StopSignal, never_stop
 from unisd_core.config import RunConfig
 
@@ -76,12 +81,14 @@ def train_and_evaluate(
     """
     from unisd_core import trainer  # looked up at call time: torch loads only when training
 
+    main = launch.is_main_process()
     output_dir.mkdir(parents=True, exist_ok=True)
-    write_config(cfg, output_dir)
+    if main:
+        write_config(cfg, output_dir)
     trained = trainer.train(cfg, sink, stop, resume_from=resume_from, output_dir=output_dir)
     if on_trained is not None:
         on_trained(trained)
-    if trained.stopped_early or not cfg.data.evaluate_after_training:
+    if trained.stopped_early or not cfg.data.evaluate_after_training or not main:
         return PipelineResult(trained, None, None)
     # The trainer polls `stop` only before each step: a request made during the last step is
     # seen here, and honoured by not starting a (possibly long) evaluation.

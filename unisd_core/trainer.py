@@ -12,6 +12,10 @@ student and teacher(s), plans the teacher contexts, then runs one optimizer step
 
 Metrics go to the sink every step; `stop()` is polled at every step boundary, and a stop writes
 a checkpoint when an output directory is given, so the run can resume exactly where it stopped.
+
+Launched as N processes (`resources.gpus = N`, see distributed.py), every process runs this loop
+on its shard of each step's prompts; DDP averages the gradients, metrics are combined across
+ranks, and rank 0 alone reports, writes samples and writes checkpoints.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import random
 import resource
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +36,7 @@ from torch import Tensor
 from transformers import get_scheduler
 
 from unisd_core import checkpoint as ckpt
-from unisd_core import generation
+from unisd_core import distributed, generation
 from unisd_core.callbacks import MetricSink, StopSignal, never_stop
 from unisd_core.config import RunConfig
 from unisd_core.data import Example, load_examples
@@ -57,6 +61,8 @@ from unisd_core.teachers.negatives import (
 TEACHER_ROWS_PER_FORWARD = 32
 #: Token budget of model-written texts (induced instructions, negative rationales).
 AUX_GENERATION_TOKENS = 96
+#: Ranks sample their rollouts with seeds this far apart (rank 0 keeps the single-process seed).
+RANK_SEED_STRIDE = 1_000_000_007
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,11 @@ def train(
     resume_from: Path | str | None = None,
     output_dir: Path | str | None = None,
 ) -> TrainResult:
-    """Train `cfg` and report metrics to `sink`; see the module docstring."""
+    """Train `cfg` and report metrics to `sink`; see the module docstring.
+
+    In a multi-GPU run every process calls this; only rank 0 calls `sink` and writes to
+    `output_dir`, and every rank returns the same result.
+    """
     out = Path(output_dir) if output_dir is not None else None
     examples = load_examples(
         cfg.data.benchmark,
@@ -86,12 +96,15 @@ def train(
     _preflight(cfg, examples)
     if cfg.objective == "none":
         return TrainResult(steps_completed=0, stopped_early=False)
+    group = distributed.join(cfg, pick_device(cfg))
     resume_path = _resolve_resume(resume_from, cfg)
-    device = pick_device(cfg)
+    device = group.device
 
-    _seed_everything(cfg.train.seed)
+    _seed_everything(cfg.train.seed)  # the same initial weights (LoRA init) on every rank
     nets = build_networks(cfg, device)
     nets.student.train()
+    nets.train_model = distributed.data_parallel(nets.student, group)
+    _seed_rank(cfg.train.seed, group.rank)
     total = total_steps(cfg, len(examples))
     optimizer = torch.optim.AdamW(
         nets.trainable_parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
@@ -103,7 +116,7 @@ def train(
         num_training_steps=total,
     )
     order = batch_order(len(examples), cfg.train.batch_size, total, cfg.train.seed)
-    step_fn = StepRunner(cfg, nets, examples)
+    step_fn = StepRunner(cfg, nets, examples, group)
 
     start = 0
     if resume_path is not None:
@@ -116,24 +129,29 @@ def train(
     def save(step: int) -> Path | None:
         if out is None:
             return None
-        return ckpt.save_checkpoint(
-            out,
-            step=step,
-            cfg=cfg,
-            networks=nets,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            extra=step_fn.extra(),
-            meta={"total_steps": total, **step_fn.info},
-        )
+        extra = step_fn.extra()  # every rank takes part: it gathers their RNG states
+        path = None
+        if group.is_main:  # the ranks' weights and optimizer states are identical
+            path = ckpt.save_checkpoint(
+                out,
+                step=step,
+                cfg=cfg,
+                networks=nets,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                extra=extra,
+                meta={"total_steps": total, **step_fn.info},
+            )
+        # The others wait here until the checkpoint is complete, then learn where it is.
+        return group.broadcast(path)
 
     last_saved: Path | None = None
     last_saved_step = start
     for step in range(start + 1, total + 1):
-        if stop():
+        if group.any(stop()):  # one rank asked (a cancel flag read at another moment): all stop
             return TrainResult(step - 1, True, save(step - 1), dict(step_fn.info))
         started = time.perf_counter()
-        metrics = step_fn.run(order[step - 1], step)
+        metrics = step_fn.run(group.shard(order[step - 1]), step)
         grad_norm = torch.nn.utils.clip_grad_norm_(
             nets.trainable_parameters(), cfg.train.max_grad_norm
         )
@@ -146,15 +164,18 @@ def train(
             if step % cfg.ema.ref_model_sync_steps == 0:
                 metrics["ema/tensors_updated"] = float(nets.ema_sync(cfg.ema.ref_model_mixup_beta))
             metrics["ema/teacher_drift"] = nets.ema_drift()
-        elapsed = time.perf_counter() - started
-        metrics["sys/step_s"] = elapsed
-        metrics["sys/tokens_per_s"] = metrics.pop("_tokens") / max(elapsed, 1e-9)
+        step_fn.share_caches()
+        metrics["sys/step_s"] = time.perf_counter() - started
         metrics["sys/peak_mem_gb"] = peak_memory_gb(device)
+        metrics = group.reduce_metrics(metrics)
+        metrics["sys/tokens_per_s"] = metrics.pop("_tokens") / max(metrics["sys/step_s"], 1e-9)
         if step == start + 1:
             # Epoch-based runs learn their length only here: hosts read it for progress and ETA.
             metrics["train/total_steps"] = float(total)
-        sink(step, metrics)
-        if out is not None and cfg.train.sample_every and step % cfg.train.sample_every == 0:
+        if group.is_main:
+            sink(step, metrics)
+        sampled = cfg.train.sample_every and step % cfg.train.sample_every == 0
+        if out is not None and sampled and group.is_main:
             step_fn.write_samples(out / "samples.jsonl", step)
         if (
             out is not None
@@ -164,6 +185,7 @@ def train(
             last_saved, last_saved_step = save(step), step
     if out is not None and last_saved_step != total:
         last_saved = save(total)
+    group.barrier()  # every rank is done before any of them moves on (rank 0: to evaluating)
     return TrainResult(total, False, last_saved, dict(step_fn.info))
 
 
@@ -171,12 +193,23 @@ def train(
 
 
 class StepRunner:
-    """Builds the batches of one step and accumulates its gradients; owns the prompt caches."""
+    """Builds the batches of one step and accumulates its gradients; owns the prompt caches.
 
-    def __init__(self, cfg: RunConfig, nets: Networks, examples: Sequence[Example]) -> None:
+    In a multi-GPU run it sees this rank's shard of each step; `group` shares what must be the
+    same on every rank (induced instructions, SSD samples, generated negatives).
+    """
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        nets: Networks,
+        examples: Sequence[Example],
+        group: distributed.Group | None = None,
+    ) -> None:
         self.cfg = cfg
         self.nets = nets
         self.examples = examples
+        self.group = group or distributed.Group(device=nets.device)
         self.tokenizer = nets.tokenizer
         eos = generation.eos_token_ids(nets.student, self.tokenizer)
         self.eos_id = eos[0]
@@ -186,6 +219,9 @@ class StepRunner:
         self._last_samples: list[dict[str, Any]] = []
         self.ssd_samples: dict[int, list[int]] = {}
         self.generated_negatives: dict[int, Negative] = {}
+        # Drawn on this rank since the last `share_caches` (multi-GPU runs only).
+        self._fresh_ssd: dict[int, list[int]] = {}
+        self._fresh_negatives: dict[int, Negative] = {}
         self.plan: contexts.AuxiliaryPlan | None = None
         if cfg.objective == "on_policy_distill" and cfg.agreement.enabled:
             self.plan = contexts.plan_auxiliary(
@@ -286,6 +322,12 @@ class StepRunner:
         )
 
     def _induce(self, requests: list[list[dict[str, str]]]) -> list[str]:
+        """Induced instructions; rank 0's on every rank, so all ranks score the same contexts
+        (sampling on two GPUs is not guaranteed to agree to the bit)."""
+        texts = self._induce_here(requests) if self.group.is_main else None
+        return self.group.broadcast(texts) or []
+
+    def _induce_here(self, requests: list[list[dict[str, str]]]) -> list[str]:
         path = cache.cache_path("induction", *self._cache_key(), requests)
         cached = cache.load(path)
         if isinstance(cached, list) and len(cached) == len(requests):
@@ -311,6 +353,8 @@ class StepRunner:
             hit = stored.get(self.examples[i].id)
             if isinstance(hit, list) and len(hit) == 2:
                 self.generated_negatives[i] = Negative(answer=hit[0], rationale=hit[1])
+                if self.group.is_distributed:  # shared too: checkpoints hold every rank's
+                    self._fresh_negatives[i] = self.generated_negatives[i]
             else:
                 missing.append(i)
         if not missing:
@@ -333,7 +377,10 @@ class StepRunner:
             negative = Negative(answer=wrongs[i], rationale=out.text.strip())
             self.generated_negatives[i] = negative
             stored[self.examples[i].id] = [negative.answer, negative.rationale]
-        cache.save(path, stored)
+        if self.group.is_distributed:
+            self._fresh_negatives.update({i: self.generated_negatives[i] for i in missing})
+        else:  # several ranks would overwrite each other's entries: `share_caches` saves
+            cache.save(path, stored)
 
     # --- the step -----------------------------------------------------------------------------
 
@@ -348,19 +395,35 @@ class StepRunner:
         size = len(indices) // self.cfg.train.grad_accum
         return [indices[i : i + size] for i in range(0, len(indices), size)]
 
+    def _accumulate(self, indices: list[int]) -> Iterator[tuple[list[int], Any]]:
+        """(micro-batch, context of its forward and backward): gradients are reduced across
+        ranks once per step, on the last micro-batch."""
+        micros = self._micro_batches(indices)
+        for n, micro in enumerate(micros):
+            yield micro, distributed.gradient_sync(self.nets.train_model, sync=n == len(micros) - 1)
+
+    def _seed(self, step: int) -> int:
+        """The sampling seed of this rank at `step` (rank 0: the single-process seed)."""
+        return (_step_seed(self.cfg.train.seed, step) + self.group.rank * RANK_SEED_STRIDE) % (
+            2**63
+        )
+
     def _imitation(self, indices: list[int], completions: list[list[int]]) -> dict[str, float]:
         """SFT and SSD: per-sequence mean NLL of the given completions."""
         by_index = dict(zip(indices, completions, strict=True))
         parts, tokens = [], 0
-        for micro in self._micro_batches(indices):
+        for micro, sync in self._accumulate(indices):
             packed = pack(
                 [self.student_prompt(i) for i in micro],
                 [by_index[i] for i in micro],
                 pad_id=self.pad_id,
             ).to(self.nets.device)
-            logits, _ = forward_completions(self.nets.student, packed)
-            loss = negative_log_likelihood(logits, packed.completion_ids, packed.completion_mask)
-            (loss / self.cfg.train.grad_accum).backward()
+            with sync:
+                logits, _ = forward_completions(self.nets.train_model, packed)
+                loss = negative_log_likelihood(
+                    logits, packed.completion_ids, packed.completion_mask
+                )
+                (loss / self.cfg.train.grad_accum).backward()
             parts.append({"loss/total": float(loss.detach()), "loss/nll": float(loss.detach())})
             tokens += int(packed.attention_mask.sum())
         return {**mean_metrics(parts), "_tokens": float(tokens)}
@@ -371,7 +434,7 @@ class StepRunner:
         if missing:
             outs = self._sample_from_base(
                 [self.student_prompt(i) for i in missing],
-                seed=_step_seed(self.cfg.train.seed, step),
+                seed=self._seed(step),
                 temperature=self.cfg.train.temperature,
                 top_p=self.cfg.train.top_p,
                 max_new_tokens=self.cfg.train.max_new_tokens,
@@ -379,6 +442,8 @@ class StepRunner:
             for i, out in zip(missing, outs, strict=True):
                 ids = out.completion_ids[: self.cfg.data.max_completion_length]
                 self.ssd_samples[i] = ids or [self.eos_id]
+                if self.group.is_distributed:
+                    self._fresh_ssd[i] = self.ssd_samples[i]
         return [self.ssd_samples[i] for i in indices]
 
     def _on_policy(self, indices: list[int], step: int) -> dict[str, float]:
@@ -396,7 +461,7 @@ class StepRunner:
             temperature=cfg.train.temperature,
             top_p=cfg.train.top_p,
             batch_size=len(indices),
-            seed=_step_seed(cfg.train.seed, step),
+            seed=self._seed(step),
         )
         gen_seconds = time.perf_counter() - gen_started
         completions = {
@@ -418,21 +483,23 @@ class StepRunner:
         """Teacher-student divergence along the given completions (rollouts or gold data)."""
         cfg = self.cfg
         parts, tokens = [], 0
-        for micro in self._micro_batches(indices):
+        for micro, sync in self._accumulate(indices):
             ys = [completions[i] for i in micro]
             student_batch = pack(
                 [self.student_prompt(i) for i in micro], ys, pad_id=self.pad_id
             ).to(self.nets.device)
-            student_logits, student_hidden = forward_completions(
-                self.nets.student, student_batch, hidden=cfg.feature_matching.enabled
-            )
-            scored = self._score_teachers(micro, ys)
-            scored.completion_ids = student_batch.completion_ids
-            scored.mask = student_batch.completion_mask
-            scored.student_logits = student_logits
-            scored.student_hidden = student_hidden
-            result = distillation_objective(cfg, scored)
-            (result.loss / cfg.train.grad_accum).backward()
+            with sync:
+                student_logits, student_hidden = forward_completions(
+                    self.nets.train_model, student_batch, hidden=cfg.feature_matching.enabled
+                )
+                # The teachers run on the unwrapped model (no gradient, no DDP bookkeeping).
+                scored = self._score_teachers(micro, ys)
+                scored.completion_ids = student_batch.completion_ids
+                scored.mask = student_batch.completion_mask
+                scored.student_logits = student_logits
+                scored.student_hidden = student_hidden
+                result = distillation_objective(cfg, scored)
+                (result.loss / cfg.train.grad_accum).backward()
             parts.append(result.metrics)
             tokens += int(student_batch.attention_mask.sum())
         metrics = mean_metrics(parts)
@@ -496,12 +563,17 @@ class StepRunner:
     # --- state that must survive a resume ----------------------------------------------------
 
     def extra(self) -> dict[str, Any]:
-        return {
+        """Trainer state for a checkpoint. Called on every rank: in a multi-GPU run it gathers
+        each rank's RNG state (rank r's dropout masks continue exactly after a resume)."""
+        state: dict[str, Any] = {
             "ssd_samples": {str(k): v for k, v in self.ssd_samples.items()},
             "generated_negatives": {
                 str(k): [v.answer, v.rationale] for k, v in self.generated_negatives.items()
             },
         }
+        if self.group.is_distributed:
+            state["rng_by_rank"] = self.group.gather(ckpt.rng_state())
+        return state
 
     def load_extra(self, extra: dict[str, Any]) -> None:
         self.ssd_samples = {int(k): list(v) for k, v in extra.get("ssd_samples", {}).items()}
@@ -509,8 +581,45 @@ class StepRunner:
             int(k): Negative(answer=v[0], rationale=v[1])
             for k, v in extra.get("generated_negatives", {}).items()
         }
+        by_rank = extra.get("rng_by_rank")
+        if self.group.is_distributed and by_rank:
+            ckpt.set_rng_state(by_rank[self.group.rank])  # the checkpoint's own RNG is rank 0's
+
+    def _shares_caches(self) -> bool:
+        generated = self.cfg.contrastive.enabled and self.cfg.contrastive.negatives == "generated"
+        return self.group.is_distributed and (self.cfg.objective == "ssd" or generated)
+
+    def share_caches(self) -> None:
+        """Make this step's SSD samples and generated negatives every rank's (a collective, at
+        the end of every step): each example then has one sample and one negative for the whole
+        run, as in a single process, and a checkpoint from rank 0 holds them all. When two ranks
+        drew for the same example in one step, the lower rank's draw is kept."""
+        if not self._shares_caches():
+            return
+        fresh = self.group.gather((self._fresh_ssd, self._fresh_negatives))
+        self._fresh_ssd, self._fresh_negatives = {}, {}
+        ssd: dict[int, list[int]] = {}
+        negatives: dict[int, Negative] = {}
+        for rank_ssd, rank_negatives in fresh:
+            for i, ids in rank_ssd.items():
+                ssd.setdefault(i, ids)
+            for i, negative in rank_negatives.items():
+                negatives.setdefault(i, negative)
+        self.ssd_samples.update(ssd)
+        self.generated_negatives.update(negatives)
+        if negatives and self.group.is_main:
+            self._save_negatives(negatives)
+
+    def _save_negatives(self, negatives: dict[int, Negative]) -> None:
+        path = cache.cache_path("negatives", *self._cache_key())
+        stored = cache.load(path)
+        stored = stored if isinstance(stored, dict) else {}
+        new = {self.examples[i].id: [n.answer, n.rationale] for i, n in negatives.items()}
+        if any(stored.get(key) != value for key, value in new.items()):  # not all cache hits
+            cache.save(path, {**stored, **new})
 
     def write_samples(self, path: Path, step: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)  # before the first checkpoint makes it
         with path.open("a", encoding="utf-8") as handle:
             for sample in self._last_samples:
                 handle.write(json.dumps({"step": step, **sample}) + "\n")
@@ -528,10 +637,6 @@ def _preflight(cfg: RunConfig, examples: Sequence[Example]) -> None:
                 f"agreement.num_auxiliary_contexts={k} needs more than {k} training examples; "
                 f"{cfg.data.benchmark} has {len(examples)}"
             )
-    if cfg.resources.gpus > 1:
-        raise NotImplementedError(
-            "resources.gpus > 1: multi-GPU training is not implemented yet; use gpus: 1"
-        )
 
 
 def _resolve_resume(resume_from: Path | str | None, cfg: RunConfig) -> Path | None:
@@ -576,6 +681,13 @@ def peak_memory_gb(device: torch.device) -> float:
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
+
+
+def _seed_rank(seed: int, rank: int) -> None:
+    """Ranks other than 0 draw their own dropout masks once the shared weights are built; rank 0
+    keeps the single-process stream."""
+    if rank:
+        _seed_everything((seed + rank * RANK_SEED_STRIDE) % (2**63))
 
 
 __all__ = ["Packed", "TrainResult", "batch_order", "total_steps", "train"]

@@ -1,8 +1,10 @@
 """One process of a multi-GPU run, started by `accelerate launch` (see placement.py).
 
-The worker that claimed the run keeps the heartbeat and the final write; these processes only
-train. Rank 0 reports metrics; every rank reads the cancel flag. Rank 0 leaves its outcome in
-`attempt-N-result.json` for the worker: status, or a one-line reason and a traceback file.
+The worker that claimed the run keeps the heartbeat and the final write; these processes train
+(`train_and_evaluate`: every rank trains, rank 0 then evaluates). Rank 0 reports metrics; every
+rank reads the cancel flag (the trainer makes them agree on when to stop). Rank 0 leaves its
+outcome in `attempt-N-result.json` for the worker: status and the evaluation report's path, or
+a one-line reason and a traceback file.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from backend.settings import get_settings
 from unisd_core.config import RunConfig
 from workers import failures
 from workers.cancel import CancelFlag
-from workers.runner import _train_kwargs, result_file
+from workers.runner import _resume_from, result_file
 from workers.sinks import DbMetricSink, NullSink
 
 
@@ -49,13 +51,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     outcome: dict[str, object]
     try:
-        from unisd_core.trainer import train
+        from unisd_core.evaluation.cli import REPORT_FILE
+        from unisd_core.pipeline import train_and_evaluate
 
-        result = train(
-            config, sink, CancelFlag(database_url, args.run_id), **_train_kwargs(train, out_dir)
+        result = train_and_evaluate(
+            config,
+            sink,
+            CancelFlag(database_url, args.run_id),
+            output_dir=out_dir,
+            resume_from=_resume_from(out_dir),
         )
-        sink.flush()
+        sink.flush()  # the evaluation's metrics came last
         outcome = {"status": "cancelled" if result.stopped_early else "succeeded"}
+        if result.eval_dir is not None:
+            outcome["eval_report"] = str(result.eval_dir / REPORT_FILE)
     except Exception as exc:
         failure = failures.classify(exc)
         trace = failures.write_traceback(exc, out_dir, args.attempt)

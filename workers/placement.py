@@ -11,11 +11,11 @@ import os
 import platform
 import socket
 import subprocess
-import sys
 from importlib import metadata
 from pathlib import Path
 
 from backend.queue import gpus_of_queue, is_known_queue, multi_gpu_queue
+from unisd_core import launch
 
 #: Libraries whose versions decide whether a run can be reproduced.
 RECORDED_LIBRARIES = ("torch", "transformers", "peft", "accelerate", "celery", "unisd-studio")
@@ -75,32 +75,17 @@ def accelerate_command(
     """
     if len(gpu_ids) < 2:
         raise PlacementError("accelerate launches are for runs on two or more GPUs")
-    return [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_machines",
-        "1",
-        "--num_processes",
-        str(len(gpu_ids)),
-        "--gpu_ids",
-        ",".join(gpu_ids),
-        "--main_process_port",
-        str(main_process_port),
-        "--module",
-        "workers.distributed",
-        "--run-id",
-        str(run_id),
-        "--attempt",
-        str(attempt),
-    ]
+    return launch.launch_command(
+        num_processes=len(gpu_ids),
+        module="workers.distributed",
+        args=["--run-id", str(run_id), "--attempt", str(attempt)],
+        main_process_port=main_process_port,
+        gpu_ids=gpu_ids,
+    )
 
 
 def free_local_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return launch.free_port()
 
 
 def library_versions() -> dict[str, str]:

@@ -7,7 +7,6 @@ is fenced by the attempt number, so an attempt the reaper has given away cannot 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import logging
 import math
@@ -137,20 +136,6 @@ def _register(database_url: str, run_id: int, kind: str, path: Path) -> None:
     )
     with session_scope(database_url) as session:
         add_artifact(session, run_id, kind, path.name, path.resolve().as_uri(), size)
-
-
-def _train_kwargs(train: Callable[..., Any], out_dir: Path) -> dict[str, Any]:
-    """Resume and output arguments, for the trainer versions that take them."""
-    params = inspect.signature(train).parameters
-    kwargs: dict[str, Any] = {}
-    if "output_dir" in params:
-        kwargs["output_dir"] = out_dir
-    if "resume_from" in params:
-        from unisd_core.checkpoint import latest_checkpoint
-
-        if latest_checkpoint(out_dir) is not None:
-            kwargs["resume_from"] = out_dir
-    return kwargs
 
 
 def _self_terminate(database_url: str, run_id: int, attempt: int) -> Callable[[], None]:
@@ -458,8 +443,8 @@ def _train_distributed(
 ) -> str:
     """Launch `workers.distributed` under accelerate and watch it; the heartbeat stays here.
 
-    Multi-GPU runs are not evaluated yet (the launched processes only train): the run's event log
-    says so, and `unisd eval RUN_DIR` evaluates its checkpoint.
+    The launched processes train and rank 0 evaluates; this process then stores what they left:
+    the checkpoint, and the evaluation report as Evaluation rows.
     """
     command = placement.accelerate_command(
         run_id=run_id,
@@ -486,15 +471,24 @@ def _train_distributed(
     if process.returncode != 0 or status not in ("succeeded", "cancelled"):
         reason = outcome.get("reason") or f"accelerate launch exited with {process.returncode}"
         raise DistributedFailure(reason)
-    if status == "succeeded" and claimed.config.data.evaluate_after_training:
-        events.add(
-            "warning",
-            f"multi-GPU runs are not evaluated yet: run `unisd eval {out_dir}` to evaluate it",
-        )
+    _register_latest_checkpoint(database_url, run_id, out_dir)
+    report_path = outcome.get("eval_report")
+    if status == "succeeded" and report_path:
+        report = json.loads(Path(report_path).read_text(encoding="utf-8"))
+        _record_evaluations(database_url, run_id, report, out_dir, events)
+        events.add("info", f"evaluated on {', '.join(report['settings']['benchmarks'])}")
     heartbeat.stop()
     if not finalize(database_url, run_id, claimed.attempt, status):
         raise RunLost(f"run {run_id} changed hands before attempt {claimed.attempt} finished")
     return str(status)
+
+
+def _register_latest_checkpoint(database_url: str, run_id: int, out_dir: Path) -> None:
+    from unisd_core.checkpoint import latest_checkpoint
+
+    checkpoint = latest_checkpoint(out_dir)
+    if checkpoint is not None:
+        _register(database_url, run_id, "checkpoint", checkpoint)
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

@@ -23,7 +23,8 @@ from workers.placement import PlacementError
     ],
 )
 def test_a_runs_queue_follows_its_resources(resources: dict[str, object], queue: str) -> None:
-    config = RunConfig.model_validate({"resources": resources})
+    # A batch every GPU count here divides: the global batch is split over the GPUs.
+    config = RunConfig.model_validate({"resources": resources, "train": {"batch_size": 8}})
     assert queue_for(config, "cpu") == queue
 
 

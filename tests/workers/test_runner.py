@@ -238,7 +238,7 @@ def test_a_reaped_attempt_stops_without_touching_the_run(sqlite_url: str, tmp_pa
 def test_a_run_needing_more_gpus_than_the_worker_owns_fails_clearly(
     sqlite_url: str, tmp_path: Path
 ) -> None:
-    run_id = new_run(sqlite_url, resources={"gpus": 2})
+    run_id = new_run(sqlite_url, resources={"gpus": 2}, train={"batch_size": 2})
     assert execute(sqlite_url, run_id, tmp_path, gpu_ids=["0"]) == "failed"
     error = get(sqlite_url, run_id).error
     assert error and "needs 2 GPUs but this worker owns 1" in error

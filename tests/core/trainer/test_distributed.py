@@ -1,0 +1,339 @@
+"""Data-parallel training: two processes under accelerate (gloo on this CPU) train one run.
+
+The slow tests launch `distributed_job.py` on two ranks and read back what each rank saw and
+holds; the fast ones check the pieces (metric combination, sharding, launch commands, the rules
+that keep a launch and its config consistent) without starting processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from tests.core.trainer.trainer_helpers import FAST
+from unisd_core import distributed, launch, train
+from unisd_core.callbacks import ListSink
+from unisd_core.checkpoint import STATE_FILE, latest_checkpoint
+from unisd_core.cli import app
+from unisd_core.config import RunConfig, deep_merge
+
+REPO = Path(__file__).resolve().parents[3]
+LAUNCH_TIMEOUT_S = 600
+
+
+def config(preset: str, **overrides: Any) -> dict[str, Any]:
+    """The raw config of a tiny run: batch 4 over two ranks, three steps."""
+    raw = deep_merge(FAST, {"train": {"batch_size": 4}, "resources": {"gpus": 2}})
+    return {"preset": preset, **deep_merge(raw, overrides)}
+
+
+def child_env() -> dict[str, str]:
+    """Two ranks on two shared cores: one thread each (busy-waiting OpenMP threads make
+    contended torch many times slower), no GPU even where there is one (both ranks would claim
+    it), the repository importable for the job module, no hub access."""
+    return {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+        "PYTHONPATH": str(REPO),
+        "HF_HUB_OFFLINE": "1",
+    }
+
+
+def launch_job(tmp_path: Path, runs: list[dict[str, Any]]) -> Path:
+    """Train `runs` one after the other on two ranks; returns the results directory."""
+    results = tmp_path / "results"
+    spec = tmp_path / f"spec-{runs[0]['name']}.json"
+    spec.write_text(json.dumps({"results": str(results), "runs": runs}), encoding="utf-8")
+    command = launch.launch_command(
+        num_processes=2,
+        module="tests.core.trainer.distributed_job",
+        args=[str(spec)],
+        main_process_port=launch.free_port(),
+    )
+    done = subprocess.run(
+        command,
+        cwd=REPO,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=LAUNCH_TIMEOUT_S,
+        check=False,
+    )
+    log = tmp_path / f"launch-{runs[0]['name']}.log"
+    log.write_text(done.stdout + done.stderr, encoding="utf-8")
+    assert done.returncode == 0, failure_lines(done.stdout + done.stderr)
+    return results
+
+
+def failure_lines(output: str) -> str:
+    """What the ranks said about their failure (the launcher's summary alone says little)."""
+    keep = ("[rank", "Error", "error", "terminate", "what()", "Exception")
+    return "\n".join(line for line in output.splitlines() if any(k in line for k in keep))[-8000:]
+
+
+def record(results: Path, name: str, rank: int) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((results / name / f"rank-{rank}.json").read_text())
+    return data
+
+
+def weights(results: Path, name: str, rank: int) -> dict[str, torch.Tensor]:
+    state: dict[str, torch.Tensor] = torch.load(results / name / f"rank-{rank}.pt")
+    return state
+
+
+def losses(points: list[tuple[int, dict[str, float]]]) -> list[float]:
+    return [metrics["loss/total"] for _, metrics in points]
+
+
+def checkpoint_state(output: Path) -> dict[str, Any]:
+    found = latest_checkpoint(output)
+    assert found is not None
+    state: dict[str, Any] = torch.load(found / STATE_FILE, weights_only=False)
+    return state
+
+
+def assert_ranks_in_sync(results: Path, name: str) -> None:
+    """Both ranks end with the very same weights (and EMA teacher): DDP kept them together."""
+    first, second = weights(results, name, 0), weights(results, name, 1)
+    assert first.keys() == second.keys()
+    for key in first:
+        assert torch.equal(first[key], second[key]), key
+
+
+def assert_ranks_split_each_batch(results: Path, name: str, steps: int) -> None:
+    """Each rank trained on its own half of every step's prompts."""
+    shards = [record(results, name, rank)["shards"] for rank in (0, 1)]
+    for step in range(1, steps + 1):
+        mine, theirs = shards[0][str(step)], shards[1][str(step)]
+        assert len(mine) == len(theirs) == 2
+        assert mine != theirs
+
+
+def assert_only_rank_zero_reported(results: Path, name: str, steps: list[int]) -> None:
+    zero, one = record(results, name, 0), record(results, name, 1)
+    assert [step for step, _ in zero["points"]] == steps
+    assert one["points"] == []
+    assert zero["saves"] and not one["saves"]
+    assert zero["checkpoint"] == one["checkpoint"]  # every rank learns where it is
+
+
+# --- two processes -----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_sft_on_two_processes_is_the_one_process_run_and_ssd_shares_its_samples(
+    tmp_path: Path,
+) -> None:
+    """SFT is deterministic: a batch of 4 split over two ranks (DDP averaging their gradients)
+    gives the losses and weights of a batch of 4 in one process. SSD samples drawn on either
+    rank end up in every rank's cache and in the checkpoint."""
+    no_dropout = {"model": {"lora": {"dropout": 0.0}}}
+    sft = config("sft", **no_dropout)
+    ssd = config("ssd", **no_dropout)
+    results = launch_job(
+        tmp_path,
+        [
+            {"name": "sft", "config": sft, "output": str(tmp_path / "sft")},
+            {"name": "ssd", "config": ssd, "output": str(tmp_path / "ssd")},
+        ],
+    )
+
+    single = ListSink()
+    one_process = RunConfig.model_validate({**sft, "resources": {"gpus": 1}})
+    train(one_process, single, output_dir=tmp_path / "single")
+    zero = record(results, "sft", 0)
+    expected = [value for _, value in single.points["loss/total"]]
+    assert losses(zero["points"]) == pytest.approx(expected, rel=1e-5)
+    assert [m["train/grad_norm"] for _, m in zero["points"]] == pytest.approx(
+        [value for _, value in single.points["train/grad_norm"]], rel=1e-4
+    )
+    ours = checkpoint_state(tmp_path / "sft")["weights"]
+    reference = checkpoint_state(tmp_path / "single")["weights"]
+    for key, tensor in reference.items():
+        torch.testing.assert_close(ours[key], tensor, rtol=1e-4, atol=1e-6)
+
+    for name in ("sft", "ssd"):
+        assert_ranks_in_sync(results, name)
+        assert_ranks_split_each_batch(results, name, steps=3)
+        assert_only_rank_zero_reported(results, name, [1, 2, 3])
+    seen = {
+        i for rank in (0, 1) for s in record(results, "ssd", rank)["shards"].values() for i in s
+    }
+    cached = checkpoint_state(tmp_path / "ssd")["extra"]["ssd_samples"]
+    assert {int(k) for k in cached} == seen
+
+
+@pytest.mark.slow
+def test_on_policy_lora_on_two_processes_stays_in_sync_and_resumes_exactly(
+    tmp_path: Path,
+) -> None:
+    """UniSD* under LoRA with every component, induced contexts and generated negatives, the
+    EMA adapter synced every step: ranks roll out their own shards yet hold identical weights;
+    a stop asked by rank 1 alone stops both; the resumed run continues bit for bit."""
+    raw = config(
+        "unisd_star",
+        ema={"ref_model_sync_steps": 1},
+        agreement={"context_source": "induction"},
+        contrastive={"negatives": "generated"},
+        train={"sample_every": 1},
+    )
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    results = launch_job(
+        tmp_path,
+        [
+            {"name": "whole", "config": raw, "output": str(whole)},
+            {"name": "split", "config": raw, "output": str(split), "stop_after": 2},
+        ],
+    )
+    zero = record(results, "whole", 0)
+    for _, metrics in zero["points"]:
+        assert all(torch.isfinite(torch.tensor(value)) for value in metrics.values()), metrics
+        assert metrics["train/on_policy"] == 1.0
+        assert metrics["ema/tensors_updated"] > 0
+    assert_ranks_in_sync(results, "whole")
+    assert_ranks_split_each_batch(results, "whole", steps=3)
+    assert_only_rank_zero_reported(results, "whole", [1, 2, 3])
+    samples = [json.loads(line) for line in (whole / "samples.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in samples] == [1, 1, 2, 2, 3, 3]  # rank 0's two rollouts a step
+
+    stopped = [record(results, "split", rank) for rank in (0, 1)]
+    assert [r["steps_completed"] for r in stopped] == [2, 2]
+    assert all(r["stopped_early"] for r in stopped)
+    assert Path(stopped[0]["checkpoint"]).name == "step-000002"
+    state = checkpoint_state(split)
+    assert len(state["extra"]["rng_by_rank"]) == 2
+    trained_on = {i for r in stopped for s in r["shards"].values() for i in s}
+    assert {int(k) for k in state["extra"]["generated_negatives"]} == trained_on
+
+    resumed = launch_job(
+        tmp_path, [{"name": "resumed", "config": raw, "output": str(split), "resume": True}]
+    )
+    again = record(resumed, "resumed", 0)
+    assert losses(stopped[0]["points"]) + losses(again["points"]) == losses(zero["points"])
+    assert_ranks_in_sync(resumed, "resumed")
+    final, reference = weights(resumed, "resumed", 0), weights(results, "whole", 0)
+    for key, tensor in reference.items():
+        assert torch.equal(final[key], tensor), key
+
+
+@pytest.mark.slow
+def test_unisd_train_launches_itself_on_two_processes_and_evaluates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`unisd train` with resources.gpus 2 re-launches itself under accelerate (here on CPU:
+    the GPU count check is told there are two); rank 0 alone writes the metrics, then evaluates
+    the final checkpoint."""
+    for key, value in child_env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(distributed, "visible_gpus", lambda: 2)
+    output = tmp_path / "run"
+    data = {"max_eval_examples": 2, "eval_max_new_tokens": 4, "eval_benchmarks": ["scienceqa"]}
+    raw = config("sft", train={"max_steps": 2}, data=data)
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(raw), encoding="utf-8")
+
+    outcome = CliRunner().invoke(app, ["train", str(config_file), "--output", str(output)])
+
+    assert outcome.exit_code == 0, outcome.output
+    lines = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+    trained = [line["step"] for line in lines if "loss/total" in line["metrics"]]
+    assert trained == [1, 2]  # once each: rank 1 wrote none
+    assert "eval/scienceqa/accuracy" in lines[-1]["metrics"]
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["steps_completed"] == 2
+    assert summary["eval"] and "eval/scienceqa/accuracy" in summary["eval"]
+    assert (output / "eval" / "report.json").is_file()
+    assert not (output / ".stop-requested").exists()
+
+
+# --- the pieces, in this process ------------------------------------------------------------
+
+
+def test_metrics_combine_as_means_sums_and_maxima() -> None:
+    combined = distributed.combine_metrics(
+        [
+            {"loss/total": 1.0, "_tokens": 10.0, "sys/step_s": 2.0, "only/zero": 5.0},
+            {"loss/total": 3.0, "_tokens": 30.0, "sys/step_s": 1.0},
+        ]
+    )
+    assert combined == {"loss/total": 2.0, "_tokens": 40.0, "sys/step_s": 2.0, "only/zero": 5.0}
+
+
+def test_ranks_take_contiguous_shards_and_a_group_of_one_is_the_identity() -> None:
+    batch = [7, 3, 9, 1]
+    assert distributed.Group(rank=1, world_size=2).shard(batch) == [9, 1]
+    alone = distributed.Group()
+    assert alone.shard(batch) == batch
+    assert alone.any(True) and not alone.any(False)
+    assert alone.gather("x") == ["x"] and alone.broadcast(3) == 3
+    assert alone.reduce_metrics({"_tokens": 4.0}) == {"_tokens": 4.0}
+    with pytest.raises(ValueError, match="evenly"):
+        distributed.Group(rank=0, world_size=2).shard([1, 2, 3])
+
+
+def test_the_global_batch_must_split_over_gpus_and_micro_batches() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"train\.batch_size"):
+        RunConfig.model_validate(
+            {"train": {"batch_size": 6, "grad_accum": 2}, "resources": {"gpus": 2}}
+        )
+    RunConfig.model_validate(
+        {"train": {"batch_size": 8, "grad_accum": 2}, "resources": {"gpus": 2}}
+    )
+
+
+def test_a_multi_gpu_config_outside_a_launch_says_how_to_launch_it() -> None:
+    cfg = RunConfig.model_validate(config("sft"))
+    with pytest.raises(ValueError, match="one process per GPU") as caught:
+        train(cfg, ListSink())
+    assert "accelerate.commands.launch --multi_gpu" in str(caught.value)
+    assert "--num_processes 2" in str(caught.value)
+
+
+def test_a_launch_must_match_the_configured_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    cfg = RunConfig.model_validate(config("sft", train={"batch_size": 4}, resources={"gpus": 4}))
+    with pytest.raises(ValueError, match=r"launched as 2 processes but resources\.gpus is 4"):
+        distributed.join(cfg, torch.device("cpu"))
+
+
+def test_unisd_train_needs_the_gpus_it_launches_on(tmp_path: Path) -> None:
+    if torch.cuda.device_count() >= 2:
+        pytest.skip("this machine has the GPUs: the command would launch")
+    outcome = CliRunner().invoke(
+        app,
+        ["train", "--preset", "sft", "--set", "resources.gpus=2", "--output", str(tmp_path)],
+    )
+    assert outcome.exit_code == 1
+    assert "resources.gpus is 2" in outcome.output
+    assert "accelerate.commands.launch --multi_gpu --num_machines 1 --num_processes 2" in (
+        outcome.output
+    )
+
+
+def test_the_launch_is_accelerates_own_command_line() -> None:
+    from accelerate.commands.launch import launch_command_parser
+
+    command = launch.train_command(
+        Path("out/config.yaml"), Path("out"), gpus=4, resume=True, main_process_port=29511
+    )
+    args = launch_command_parser().parse_args(command[3:])
+    assert (args.multi_gpu, args.num_processes, args.main_process_port, args.module) == (
+        True,
+        4,
+        29511,
+        True,
+    )
+    assert args.training_script == "unisd_core.cli"
+    assert args.training_script_args == ["train", "out/config.yaml", "--output", "out", "--resume"]
+    with pytest.raises(ValueError, match="two or more"):
+        launch.launch_command(num_processes=1, module="m", main_process_port=1)
