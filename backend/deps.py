@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Path, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from backend.auth import service as auth_service
@@ -15,6 +18,8 @@ from backend.auth.service import Principal
 from backend.db.session import session_factory
 from backend.errors import Unauthorized
 from backend.settings import Settings
+
+M = TypeVar("M", bound=BaseModel)
 
 SESSION_COOKIE = "unisd_session"
 MAX_ID = 2**31 - 1
@@ -70,3 +75,94 @@ def current_principal(request: Request, session: SessionDep, settings: SettingsD
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 require_auth = current_principal  # the name the skeleton used
+
+
+# --------------------------------------------------------------------------- large JSON bodies
+
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """`model`'s JSON schema with its nested models written in place, for `openapi_extra`.
+
+    Pydantic puts nested models under `$defs` with `#/$defs/...` references, which do not
+    resolve inside an OpenAPI document; the models are small, so they are inlined instead.
+    """
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(definitions[ref.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    return dict(resolve(schema))
+
+
+def json_body_openapi(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI `requestBody` of a route that reads `model` with `read_json_body`."""
+    content = {"application/json": {"schema": inline_schema(model)}}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+async def read_json_body(request: Request, model: type[M]) -> M:
+    """The request body validated as `model` straight from its bytes.
+
+    FastAPI decodes a body with the standard library into Python objects and validates those;
+    for a metrics batch (thousands of points) that was most of the request's time. Pydantic's
+    own JSON parser validates the bytes in one pass. Errors are FastAPI's: 422 naming the
+    field under `body`, malformed JSON with its character offset.
+    """
+    content_type = request.headers.get("content-type", "application/json")
+    media = content_type.partition(";")[0].strip().lower()
+    if not (media == "application/json" or media.endswith("+json")):
+        raise RequestValidationError(
+            [
+                {
+                    "type": "model_attributes_type",
+                    "loc": ("body",),
+                    "msg": f"expected a JSON body (content-type application/json), not {media!r}",
+                    "input": None,
+                }
+            ]
+        )
+    body = await request.body()
+    if not body:
+        raise RequestValidationError(
+            [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
+        )
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        if errors and errors[0]["type"] == "json_invalid":
+            _raise_json_error(body)
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in errors]
+        ) from None
+
+
+def _raise_json_error(body: bytes) -> None:
+    # Error path only: the standard parser names the offset of the first bad character.
+    try:
+        json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        position = exc.pos if isinstance(exc, json.JSONDecodeError) else exc.start
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else exc.reason
+        raise RequestValidationError(
+            [
+                {
+                    "type": "json_invalid",
+                    "loc": ("body", position),
+                    "msg": "JSON decode error",
+                    "input": {},
+                    "ctx": {"error": reason},
+                }
+            ]
+        ) from None
+    raise RequestValidationError(
+        [{"type": "json_invalid", "loc": ("body",), "msg": "invalid JSON", "input": {}}]
+    )

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
 from backend.db import repositories
 from backend.db.models import Run
-from backend.deps import PathId, PrincipalDep, SessionDep, SettingsDep
+from backend.deps import (
+    PathId,
+    PrincipalDep,
+    SessionDep,
+    SettingsDep,
+    json_body_openapi,
+    read_json_body,
+)
 from backend.metrics import service as metrics
 from backend.queue import send_train_run
 from backend.responses import json_response
@@ -256,9 +263,18 @@ def get_metrics(
     )
 
 
-@router.post("/{run_id}/metrics", response_model=IngestResult)
+async def metric_batch(request: Request) -> MetricBatch:
+    return await read_json_body(request, MetricBatch)
+
+
+@router.post(
+    "/{run_id}/metrics", response_model=IngestResult, openapi_extra=json_body_openapi(MetricBatch)
+)
 def ingest_metrics(
-    run_id: PathId, body: MetricBatch, principal: PrincipalDep, session: SessionDep
+    run_id: PathId,
+    body: Annotated[MetricBatch, Depends(metric_batch)],
+    principal: PrincipalDep,
+    session: SessionDep,
 ) -> IngestResult:
     """Log points from a script or an external trainer; idempotent on (run, key, step)."""
     owner = service.run_owner(session, run_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from pydantic import ValidationError
@@ -273,7 +274,7 @@ def list_run_rows(
     connection = session.connection()
     total = connection.scalar(select(func.count(Run.id)).where(*where)) or 0
     query = select(*columns).where(*where).order_by(*SORTS[sort]).limit(limit).offset(offset)
-    rows = [dict(zip(names, row, strict=True)) for row in connection.execute(query)]
+    rows = [dict(zip(names, row, strict=True)) for row in connection.execute(query).all()]
     tags: dict[int, list[str]] = {row["id"]: [] for row in rows}
     if rows:
         for run_id, tag in connection.execute(
@@ -289,16 +290,25 @@ def list_run_rows(
     return rows, total
 
 
-def run_items(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """`list_run_rows` rows as `RunOut` dicts: its fields in its order, its defaults for the
-    fields that are not columns (the values are typed by their columns already)."""
+@cache
+def _run_out_defaults() -> dict[str, Any]:
+    # Once per process: pydantic inspects a default factory's signature on every call.
     from backend.runs.schemas import RunOut
 
-    defaults = {
-        name: field.get_default(call_default_factory=True)
-        for name, field in RunOut.model_fields.items()
+    return {
+        name: info.get_default(call_default_factory=True)
+        for name, info in RunOut.model_fields.items()
     }
-    return [{name: row.get(name, default) for name, default in defaults.items()} for row in rows]
+
+
+def run_items(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """`list_run_rows` rows as `RunOut` dicts: its fields in its order, its defaults for the
+    fields that are not columns (the values are typed by their columns already).
+
+    The rows hold only `RunOut` fields, so merging them over the defaults keeps that order.
+    """
+    defaults = _run_out_defaults()
+    return [{**defaults, **row} for row in rows]
 
 
 def event(session: Session, run: Run, level: str, message: str) -> None:

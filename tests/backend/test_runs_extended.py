@@ -182,6 +182,41 @@ def test_metric_ingest_rejects_bad_points_naming_the_field(team: Team) -> None:
     )
 
 
+def test_metric_ingest_body_errors_are_422_and_the_body_is_documented(team: Team) -> None:
+    """The batch is validated from its bytes (not by FastAPI): the same 422s, the same docs."""
+    run_id = create(team)
+    url = f"/api/v1/runs/{run_id}/metrics"
+    headers = {**team.headers("alice"), "content-type": "application/json"}
+    for content, path in (
+        ('{"points": [{"key": "a", "step": 1, "value": 1.0}', "body"),  # malformed
+        ("", "body"),
+        ("[]", "body"),
+        ('{"points": []}', "points"),
+        ('{"points": [{"key": "a b", "step": 1, "value": 1}]}', "points.0.key"),
+        ('{"points": [{"key": "a", "step": 1, "value": 1e400}]}', "points.0.value"),
+    ):
+        response = team.client.post(url, content=content, headers=headers)
+        assert response.status_code == 422, content
+        assert response.json()["error"]["fields"][0]["path"] == path, response.json()
+    malformed = team.client.post(url, content='{"points": [}', headers=headers).json()
+    assert "character 12" in malformed["error"]["fields"][0]["message"]
+    form = {**headers, "content-type": "text/plain"}
+    assert team.client.post(url, content='{"points": []}', headers=form).status_code == 422
+    ok = team.client.post(
+        url,
+        content='{"points": [{"key": "a", "step": 1, "value": 2}]}',
+        headers={**headers, "content-type": "application/json; charset=utf-8"},
+    )
+    assert ok.json() == {"received": 1, "inserted": 1}
+
+    body = team.client.get("/openapi.json").json()["paths"]["/api/v1/runs/{run_id}/metrics"]
+    schema = body["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["required"] == ["points"] and schema["additionalProperties"] is False
+    point = schema["properties"]["points"]["items"]
+    assert set(point["properties"]) == {"key", "step", "value", "wall_time"}
+    assert "$ref" not in str(schema)
+
+
 def test_downsample_keeps_ends_and_extremes() -> None:
     points = [(i, float(i % 7)) for i in range(100)]
     points[40] = (40, 100.0)
