@@ -11,11 +11,15 @@ Workload (one client, sequential HTTP calls, both servers on this machine):
 6. ours only: list 1,000 runs with latest metrics, on SQLite and on PostgreSQL (target p95
    under 150 ms).
 
+All servers run at once and take turns: each batch and each timed query goes to every server
+before the next one, so on a shared machine a load spike hits all of them alike (run one after
+the other, the ratios mostly measured whose turn the spike fell on).
+
 Prints ingest points/s and query latency p50/p95 for both and the ratios (ours / MLflow for
-latency, ours / MLflow for throughput). MLflow runs from its own virtualenv (default
-/tmp/mlflow-venv; `--mlflow` to change; it is not a dependency of the studio). Without it the
-baseline is a plain SQLAlchemy-ORM tracker run in process (see `PlainOrm`), and the output
-says so.
+latency, ours / MLflow for throughput), with the machine's load average. MLflow runs from its
+own virtualenv (default /tmp/mlflow-venv; `--mlflow` to change; it is not a dependency of the
+studio). Without it the baseline is a plain SQLAlchemy-ORM tracker run in process (see
+`PlainOrm`), and the output says so.
 
     python bench/api_vs_mlflow.py [--scale 0.2] [--mlflow /path/to/venv/bin/mlflow] [--pg URL]
 """
@@ -35,6 +39,8 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -77,16 +83,26 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
-    """p50 and p95 latency in milliseconds (after one warm-up call)."""
-    fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    """p50 and p95 of latency samples in milliseconds."""
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+
+
+def timed_interleaved(
+    calls: dict[str, Callable[[], Any]], repeats: int
+) -> dict[str, tuple[float, float]]:
+    """p50/p95 latency (ms) of each server's call, the servers taking turns within each repeat
+    (after one warm-up call each): on a shared machine every server sees the same load."""
+    samples: dict[str, list[float]] = {label: [] for label in calls}
+    for fn in calls.values():
         fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    samples.sort()
-    return statistics.median(samples), samples[min(len(samples) - 1, int(0.95 * len(samples)))]
+    for _ in range(repeats):
+        for label, fn in calls.items():
+            start = time.perf_counter()
+            fn()
+            samples[label].append((time.perf_counter() - start) * 1000)
+    return {label: percentiles(values) for label, values in samples.items()}
 
 
 # --------------------------------------------------------------------------- the studio
@@ -345,47 +361,77 @@ class PlainOrm:
 # --------------------------------------------------------------------------- the workload
 
 
-def workload(server: Any, runs: int, points: int, repeats: int) -> dict[str, Any]:
-    ids = [server.create_run(i) for i in range(runs)]
+def workload(
+    servers: dict[str, Any], runs: int, points: int, repeats: int
+) -> dict[str, dict[str, Any]]:
+    """The workload on every server, interleaved: each batch and each timed query goes to the
+    servers in turn, so a load spike on this (shared) machine hits all of them alike instead of
+    whichever happened to run at that moment."""
+    ids = {label: [server.create_run(i) for i in range(runs)] for label, server in servers.items()}
     per_run = points // runs
-    start = time.perf_counter()
-    for run_id in ids:
+    ingest_s = dict.fromkeys(servers, 0.0)
+    for index in range(runs):
         for first in range(0, per_run, BATCH):
-            server.log_batch(run_id, first, min(BATCH, per_run - first))
-    ingest_s = time.perf_counter() - start
-    assert server.history(ids[0]) == per_run
+            for label, server in servers.items():
+                start = time.perf_counter()
+                server.log_batch(ids[label][index], first, min(BATCH, per_run - first))
+                ingest_s[label] += time.perf_counter() - start
+    for label, server in servers.items():
+        assert server.history(ids[label][0]) == per_run, label
+    history = timed_interleaved(
+        {label: partial(server.history, ids[label][0]) for label, server in servers.items()},
+        repeats,
+    )
+    twenty = timed_interleaved(
+        {label: partial(server.many, ids[label][:20]) for label, server in servers.items()},
+        repeats,
+    )
+    run_list = timed_interleaved(
+        {label: partial(server.run_list, runs) for label, server in servers.items()}, repeats
+    )
     return {
-        "ingest_points_per_s": per_run * runs / ingest_s,
-        "history": timed(lambda: server.history(ids[0]), repeats),
-        "twenty_runs": timed(lambda: server.many(ids[:20]), repeats),
-        "run_list": timed(lambda: server.run_list(runs), repeats),
-        "ids": ids,
+        label: {
+            "ingest_points_per_s": per_run * runs / ingest_s[label],
+            "history": history[label],
+            "twenty_runs": twenty[label],
+            "run_list": run_list[label],
+            "ids": ids[label],
+        }
+        for label in servers
     }
 
 
-def thousand_runs(studio: Studio, existing: list[int], repeats: int) -> tuple[float, float]:
-    """Top the database up to 1,000 runs (written directly: creation is not what is timed)."""
+def thousand_runs(studios: dict[str, Studio], repeats: int) -> dict[str, tuple[float, float]]:
+    """Top each studio's database up to 1,000 runs (written directly: creation is not what is
+    timed), then time the 1,000-run list with latest metrics on each, interleaved."""
+    from sqlalchemy import func, select
+
+    from backend.db.models import Run
     from backend.db.repositories import insert_metric_points
     from backend.db.session import session_scope
     from backend.runs.service import run_from_config
     from unisd_core.config import RunConfig
 
     config = RunConfig.model_validate({"train": {"max_steps": 5000}})
-    with session_scope(studio.database_url) as session:
-        runs = [run_from_config(config, default_queue="cpu") for _ in range(len(existing), 1000)]
-        session.add_all(runs)
-        session.flush()
-        now = time.time()
-        insert_metric_points(
-            session,
-            [
-                {"run_id": r.id, "key": KEY, "step": s, "value": 1.0, "wall_time": now}
-                for r in runs
-                for s in range(3)
-            ],
-        )
-    assert studio.run_list(1000) == 1000
-    return timed(lambda: studio.run_list(1000), repeats)
+    for studio in studios.values():
+        with session_scope(studio.database_url) as session:
+            existing = session.scalar(select(func.count()).select_from(Run)) or 0
+            runs = [run_from_config(config, default_queue="cpu") for _ in range(existing, 1000)]
+            session.add_all(runs)
+            session.flush()
+            now = time.time()
+            insert_metric_points(
+                session,
+                [
+                    {"run_id": r.id, "key": KEY, "step": s, "value": 1.0, "wall_time": now}
+                    for r in runs
+                    for s in range(3)
+                ],
+            )
+        assert studio.run_list(1000) == 1000
+    return timed_interleaved(
+        {label: partial(studio.run_list, 1000) for label, studio in studios.items()}, repeats
+    )
 
 
 def pg_database(admin_url: str) -> tuple[str, Callable[[], None]] | None:
@@ -432,69 +478,62 @@ def main() -> None:
     parser.add_argument("--pg", default=DEFAULT_PG, help="PostgreSQL admin URL ('' to skip).")
     args = parser.parse_args()
     points = int(1_000_000 * args.scale)
-    results: dict[str, dict[str, Any]] = {}
-    lists: dict[str, tuple[float, float]] = {}
-    with tempfile.TemporaryDirectory(prefix="unisd-bench-") as tmp:
+    started = time.perf_counter()
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="unisd-bench-") as tmp, ExitStack() as stack:
         root = Path(tmp)
-        targets: list[tuple[str, str, Callable[[], None] | None]] = [
-            ("studio/sqlite", f"sqlite:///{root / 'studio.db'}", None)
-        ]
+        targets = [("studio/sqlite", f"sqlite:///{root / 'studio.db'}")]
         if args.pg:
             made = pg_database(args.pg)
             if made is not None:
-                targets.append(("studio/postgresql", made[0], made[1]))
-        for label, url, cleanup in targets:
-            studio = Studio(url, root)
-            try:
-                print(f"{label}: {args.runs} runs, {points:,} points ...", flush=True)
-                results[label] = workload(studio, args.runs, points, args.repeats)
-                lists[label] = thousand_runs(studio, results[label]["ids"], args.repeats)
-                print_row(label, results[label], lists.get(label))
-            finally:
-                studio.close()
-                if cleanup is not None:
-                    cleanup()
+                stack.callback(made[1])
+                targets.append(("studio/postgresql", made[0]))
+        studios: dict[str, Studio] = {}
+        for label, url in targets:
+            (root / label).mkdir(parents=True)
+            studios[label] = Studio(url, root / label)
+            stack.callback(studios[label].close)
+        servers: dict[str, Any] = dict(studios)
         if shutil.which(args.mlflow) or Path(args.mlflow).exists():
-            print(f"mlflow: {args.runs} runs, {points:,} points ...", flush=True)
-            mlflow = MLflow(args.mlflow, root)
-            try:
-                results["mlflow/sqlite"] = workload(mlflow, args.runs, points, args.repeats)
-                print_row("mlflow/sqlite", results["mlflow/sqlite"], None)
-            finally:
-                mlflow.close()
+            baseline = "mlflow/sqlite"
+            servers[baseline] = MLflow(args.mlflow, root)
         else:
             print(f"MLflow not found at {args.mlflow}: baseline = plain SQLAlchemy ORM, in process")
-            orm = PlainOrm(f"sqlite:///{root / 'orm.db'}")
-            try:
-                print(f"orm/sqlite: {args.runs} runs, {points:,} points ...", flush=True)
-                results["orm/sqlite (baseline)"] = workload(orm, args.runs, points, args.repeats)
-                print_row("orm/sqlite (baseline)", results["orm/sqlite (baseline)"], None)
-            finally:
-                orm.close()
+            baseline = "orm/sqlite (baseline)"
+            servers[baseline] = PlainOrm(f"sqlite:///{root / 'orm.db'}")
+        stack.callback(servers[baseline].close)
+        print(f"{', '.join(servers)}: {args.runs} runs, {points:,} points, interleaved ...")
+        results = workload(servers, args.runs, points, args.repeats)
+        lists = thousand_runs(studios, args.repeats)
 
     print()
     print(f"workload: {args.runs} runs, {points:,} points in batches of {BATCH}, one client")
+    print(
+        f"load average before/after: {load_before[0]:.1f} / {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} CPUs; {time.perf_counter() - started:.0f} s in all"
+    )
     print("latency columns: p50 / p95 in ms")
     header = f"{'server':20} {'ingest pts/s':>13} {'1-key history':>19} {'20 runs, 1 key':>19} "
     print(header + f"{'run list+latest':>19} {'1000-run list':>19}")
     for label, r in results.items():
         print_row(label, r, lists.get(label))
-    baseline = "mlflow/sqlite" if "mlflow/sqlite" in results else "orm/sqlite (baseline)"
-    reference = results.get(baseline)
-    if reference is not None:
-        print(f"\nratios vs {baseline} (ingest: higher is better; latency p50: lower is better)")
-        for label, r in results.items():
-            if label == baseline:
-                continue
-            ingest = r["ingest_points_per_s"] / reference["ingest_points_per_s"]
-            cells = [
-                f"{r[name][0] / reference[name][0]:.3f}"
-                for name in ("history", "twenty_runs", "run_list")
-            ]
-            print(
-                f"{label:20} ingest {ingest:6.1f}x   history {cells[0]}x   20 runs {cells[1]}x"
-                f"   run list {cells[2]}x"
-            )
+    reference = results[baseline]
+    print(
+        f"\nratios vs {baseline} (ingest: ours / theirs, target >= 10; "
+        "latency p50 and p95: ours / theirs, target <= 0.2)"
+    )
+    for label, r in results.items():
+        if label == baseline:
+            continue
+        ingest = r["ingest_points_per_s"] / reference["ingest_points_per_s"]
+        cells = [
+            f"{r[name][0] / reference[name][0]:.3f} / {r[name][1] / reference[name][1]:.3f}"
+            for name in ("history", "twenty_runs", "run_list")
+        ]
+        print(
+            f"{label:20} ingest {ingest:5.1f}x   history {cells[0]}   20 runs {cells[1]}"
+            f"   run list {cells[2]}"
+        )
     for label, pair in lists.items():
         verdict = "OK" if pair[1] < 150 else "MISSED"
         print(f"{label}: 1,000-run list with latest metrics p95 {pair[1]:.1f} ms ({verdict}, <150)")
