@@ -25,7 +25,7 @@ from transformers import PreTrainedTokenizerBase
 from unisd_core import modeling
 from unisd_core.config import RunConfig
 from unisd_core.scoring import Packed, forward_completions
-from unisd_core.teachers.ema import ema_update, teacher_drift
+from unisd_core.teachers.ema import can_fold, ema_update, folded_adapter, teacher_drift
 
 STUDENT_ADAPTER = "default"
 EMA_ADAPTER = "ema"
@@ -84,6 +84,9 @@ class Networks:
             return forward_completions(self.frozen_teacher, batch, hidden=hidden)
         with self._eval(self.student):
             if self.lora and self.ema_moves:
+                if can_fold(self.student, EMA_ADAPTER):  # the same function, one matmul a layer
+                    with folded_adapter(self.student, EMA_ADAPTER):
+                        return forward_completions(self.student, batch, hidden=hidden)
                 names = [EMA_ADAPTER] * batch.input_ids.shape[0]
                 return forward_completions(self.student, batch, hidden=hidden, adapter_names=names)
             with self.base():

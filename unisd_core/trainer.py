@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
 from transformers import get_scheduler
 
 from unisd_core import checkpoint as ckpt
@@ -48,8 +47,8 @@ from unisd_core.objectives import (
     mean_metrics,
     negative_log_likelihood,
 )
-from unisd_core.scoring import Packed, forward_completions, pack, token_logps
-from unisd_core.teachers import cache, contexts
+from unisd_core.scoring import Packed, forward_completions, pack
+from unisd_core.teachers import cache, contexts, passes
 from unisd_core.teachers.negatives import (
     Negative,
     deterministic_negative,
@@ -510,55 +509,22 @@ class StepRunner:
         return metrics
 
     def _score_teachers(self, micro: list[int], ys: list[list[int]]) -> ScoredBatch:
-        """All teacher contexts of a micro-batch in one padded batch (chunked by rows)."""
+        """All teacher contexts of a micro-batch, batched by prompt length (teachers/passes.py)."""
         cfg = self.cfg
-        b = len(micro)
-        prompts = [self.teacher_prompt(i) for i in micro]
-        k = 0
-        if cfg.agreement.enabled:
-            k = cfg.agreement.num_auxiliary_contexts
-            per_example = [self.auxiliary_prompts(i) for i in micro]
-            prompts += [per_example[row][j] for j in range(k) for row in range(b)]
-        if cfg.contrastive.enabled:
-            prompts += [self.negative_prompt(i) for i in micro]
-        groups = len(prompts) // b
-        packed = pack(prompts, ys * groups, pad_id=self.pad_id).to(self.nets.device)
-        ids = packed.completion_ids
-        want_hidden = cfg.feature_matching.enabled
-        gold_logits: list[Tensor] = []
-        gold_hidden: list[Tensor] = []
-        other_logps: list[Tensor] = []
-        for start in range(0, packed.input_ids.shape[0], TEACHER_ROWS_PER_FORWARD):
-            stop = min(start + TEACHER_ROWS_PER_FORWARD, packed.input_ids.shape[0])
-            logits, hidden = self.nets.teacher_forward(
-                packed.rows(start, stop), hidden=want_hidden and start < b
-            )
-            n_gold = max(0, min(b, stop) - start)
-            if n_gold:
-                gold_logits.append(logits[:n_gold])
-                if hidden is not None:
-                    gold_hidden.append(hidden[:n_gold])
-            for row in range(max(start, b), stop):
-                group = row // b
-                tau = 1.0 if group <= k else cfg.divergence.temperature
-                local = row - start
-                other_logps.append(
-                    token_logps(logits[local : local + 1], ids[row : row + 1], temperature=tau)
-                )
-        scored = ScoredBatch(
-            completion_ids=ids[:b],
-            mask=packed.completion_mask[:b],
-            student_logits=torch.empty(0),
-            teacher_logits=torch.cat(gold_logits),
-            teacher_hidden=torch.cat(gold_hidden) if gold_hidden else None,
+        return passes.score_contexts(
+            self.nets.teacher_forward,
+            gold=[self.teacher_prompt(i) for i in micro],
+            completions=ys,
+            auxiliary=(
+                [self.auxiliary_prompts(i) for i in micro] if cfg.agreement.enabled else None
+            ),
+            negative=[self.negative_prompt(i) for i in micro] if cfg.contrastive.enabled else None,
+            negative_temperature=cfg.divergence.temperature,
+            hidden=cfg.feature_matching.enabled,
+            pad_id=self.pad_id,
+            device=self.nets.device,
+            max_rows=TEACHER_ROWS_PER_FORWARD,
         )
-        if other_logps:
-            rest = torch.cat(other_logps)  # [(groups - 1) * b, T]
-            if k:
-                scored.auxiliary_logps = rest[: k * b].reshape(k, b, -1)
-            if cfg.contrastive.enabled:
-                scored.negative_logps = rest[k * b :]
-        return scored
 
     # --- state that must survive a resume ----------------------------------------------------
 
