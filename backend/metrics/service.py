@@ -108,16 +108,10 @@ def keys_of(session: Session, run_ids: list[int]) -> list[str]:
 
 def ingest(session: Session, run_id: int, points: Sequence[MetricPointIn]) -> int:
     now = time.time()
-    rows = [
-        {
-            "run_id": run_id,
-            "key": p.key,
-            "step": p.step,
-            "value": p.value,
-            "wall_time": p.wall_time if p.wall_time is not None else now,
-        }
-        for p in points
-    ]
     # Within one batch, the first point of a (key, step) wins, as it would across batches.
-    unique = list({(r["key"], r["step"]): r for r in reversed(rows)}.values())
-    return repositories.insert_metric_points(session, unique)
+    unique: dict[tuple[str, int], repositories.PointRow] = {}
+    for p in points:
+        if (p.key, p.step) not in unique:
+            wall_time = p.wall_time if p.wall_time is not None else now
+            unique[(p.key, p.step)] = (run_id, p.key, p.step, p.value, wall_time)
+    return repositories.insert_point_rows(session, list(unique.values()))

@@ -106,3 +106,29 @@ def test_metric_latest_stays_exact_over_overlapping_replays(db_url: str) -> None
             assert (row.step, row.value, row.wall_time) == (top, series[top], 1000.0 + top)
             assert (row.min_value, row.max_value) == (min(series.values()), max(series.values()))
             assert row.count == len(series)
+
+
+def test_points_round_trip_exactly_whatever_their_key_and_value(db_url: str) -> None:
+    """Keys with quotes, braces, commas or backslashes and floats at the edges of the double
+    range come back exactly as logged (PostgreSQL receives them as array literals)."""
+    keys = ['a"b', "c\\d", "{e,f}", "NULL", "g h", "ünï/cødé", "x" * 200]
+    values = [0.1, 1e-300, 5e-324, 1.7976931348623157e308, -0.0, 1 / 3, 12345678901234567.0]
+    with session_scope(db_url) as session:
+        run_id = make_run(session).id
+        rows = [
+            {"run_id": run_id, "key": key, "step": i, "value": value, "wall_time": 1.5e9 + i / 7}
+            for key in keys
+            for i, value in enumerate(values)
+        ]
+        assert insert_metric_points(session, rows) == len(rows)
+    with session_scope(db_url) as session:
+        stored = session.execute(
+            select(
+                MetricPoint.key, MetricPoint.step, MetricPoint.value, MetricPoint.wall_time
+            ).where(MetricPoint.run_id == run_id)
+        ).all()
+        latest = latest_metrics(session, [run_id])[run_id]
+    expected = {(r["key"], r["step"], r["value"], r["wall_time"]) for r in rows}
+    assert set(map(tuple, stored)) == expected
+    assert set(latest) == set(keys)
+    assert all(latest[k].value == values[-1] and latest[k].count == len(values) for k in keys)

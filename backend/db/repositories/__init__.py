@@ -1,7 +1,9 @@
 """Queries shared by the API and the workers (no FastAPI, no Celery here)."""
 
 from backend.db.repositories.metrics import (
+    PointRow,
     insert_metric_points,
+    insert_point_rows,
     latest_metrics,
     latest_values,
     metric_keys,
@@ -12,10 +14,12 @@ from backend.db.repositories.metrics import (
 from backend.db.repositories.results import add_artifact, add_evaluation, append_run_event
 
 __all__ = [
+    "PointRow",
     "add_artifact",
     "add_evaluation",
     "append_run_event",
     "insert_metric_points",
+    "insert_point_rows",
     "latest_metrics",
     "latest_values",
     "metric_keys",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import and_, case, func, select, text, true, tuple_
+from sqlalchemy import and_, func, select, text, true, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -15,6 +16,8 @@ from backend.db.repositories.ids import dialect_name, in_ids
 
 Point = tuple[int, float]
 TimedPoint = tuple[int, float, float | None]
+#: A point as stored: (run_id, key, step, value, wall_time).
+PointRow = tuple[int, str, int, float, float]
 
 
 def _insert(session: Session) -> Any:
@@ -26,6 +29,15 @@ def insert_metric_points(session: Session, rows: Sequence[Mapping[str, Any]]) ->
 
     Also keeps `metric_latest` up to date from the points actually inserted, so a replay changes
     nothing. Returns the number of new points.
+    """
+    return insert_point_rows(
+        session,
+        [(r["run_id"], r["key"], r["step"], r["value"], r["wall_time"]) for r in rows],
+    )
+
+
+def insert_point_rows(session: Session, rows: Sequence[PointRow]) -> int:
+    """`insert_metric_points` for rows already as `(run_id, key, step, value, wall_time)`.
 
     This is the ingest hot path (a training run or a script logs thousands of points a second),
     so each dialect gets the form its driver executes fastest; both are exact under concurrent
@@ -93,17 +105,40 @@ SELECT coalesce(sum(count), 0) FROM summary
 )
 
 
-def _insert_points_postgresql(session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
-    # Explicit conversions: psycopg types a list by its elements, and a mixed int/float list
-    # (a script logging `1` and `0.5`) must still bind as one double precision array.
+def _insert_points_postgresql(session: Session, rows: Sequence[PointRow]) -> int:
+    run_ids, keys, steps, values, wall_times = zip(*rows, strict=True)
     params = {
-        "run_id": [int(r["run_id"]) for r in rows],
-        "key": [str(r["key"]) for r in rows],
-        "step": [int(r["step"]) for r in rows],
-        "value": [float(r["value"]) for r in rows],
-        "wall_time": [float(r["wall_time"]) for r in rows],
+        "run_id": _pg_array(str(int(v)) for v in run_ids),
+        "key": _pg_array(_pg_quoted(keys)),
+        "step": _pg_array(str(int(v)) for v in steps),
+        "value": _pg_array(repr(float(v)) for v in values),
+        "wall_time": _pg_array(repr(float(v)) for v in wall_times),
     }
     return int(session.connection().execute(_PG_INSERT_POINTS, params).scalar_one())
+
+
+# The arrays travel as PostgreSQL array literals that the statement's CASTs parse (in C).
+# psycopg's own list adapter quotes element by element in Python, which cost more than the
+# insert. `repr` of a float is its shortest exact form, and PostgreSQL reads it exactly
+# (`inf` and `nan` included); integers and quoted keys need nothing else.
+
+
+def _pg_array(items: Iterable[str]) -> str:
+    return "{" + ",".join(items) + "}"
+
+
+def _pg_quoted(keys: Iterable[str]) -> list[str]:
+    # Every element double-quoted with `"` and `\` escaped: no key can be read as NULL, a
+    # delimiter or a nested array. A batch holds few distinct keys: each is quoted once.
+    quoted: dict[str, str] = {}
+    out = []
+    for key in keys:
+        literal = quoted.get(key)
+        if literal is None:
+            text_key = str(key).replace("\\", "\\\\").replace('"', '\\"')
+            literal = quoted[key] = f'"{text_key}"'
+        out.append(literal)
+    return out
 
 
 # SQLite: the driver's executemany of one prepared statement runs in C, far faster than any
@@ -114,70 +149,70 @@ _SQLITE_INSERT_POINTS = (
 )
 
 
-def _insert_points_sqlite(session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
-    params = [
-        (row["run_id"], row["key"], row["step"], row["value"], row["wall_time"]) for row in rows
-    ]
-    inserted = session.connection().exec_driver_sql(_SQLITE_INSERT_POINTS, params).rowcount
-    if inserted == len(params):
+def _insert_points_sqlite(session: Session, rows: Sequence[PointRow]) -> int:
+    connection = session.connection()
+    inserted = connection.exec_driver_sql(_SQLITE_INSERT_POINTS, rows).rowcount
+    if inserted == len(rows):
         # Every point is new (the usual case): fold them all into metric_latest.
-        upsert_metric_latest(
-            session,
-            ((row[0], row[1], row[2], row[3], row[4]) for row in params),
-        )
+        upsert_metric_latest(session, rows)
     elif inserted > 0:
         # A partial replay: which points were new is unknown, so the touched keys' summaries
         # are recomputed from the stored points (exact, and rare enough that its cost is moot).
-        refresh_metric_latest(session, {(row[0], row[1]) for row in params})
+        refresh_metric_latest(session, {(row[0], row[1]) for row in rows})
     return inserted
 
 
-def upsert_metric_latest(
-    session: Session, points: Iterable[tuple[int, str, int, float, float]]
-) -> None:
+# One row per (run, key) of a batch, folded into the stored summary. Written once as SQL both
+# dialects accept (CASE rather than LEAST/GREATEST, which SQLite lacks): building and compiling
+# an upsert per batch cost more than running it.
+_UPSERT_LATEST = text(
+    """
+INSERT INTO metric_latest (run_id, key, step, value, wall_time, min_value, max_value, count)
+VALUES (:run_id, :key, :step, :value, :wall_time, :min_value, :max_value, :count)
+ON CONFLICT (run_id, key) DO UPDATE SET
+    step = CASE WHEN excluded.step > metric_latest.step
+        THEN excluded.step ELSE metric_latest.step END,
+    value = CASE WHEN excluded.step > metric_latest.step
+        THEN excluded.value ELSE metric_latest.value END,
+    wall_time = CASE WHEN excluded.step > metric_latest.step
+        THEN excluded.wall_time ELSE metric_latest.wall_time END,
+    min_value = CASE WHEN excluded.min_value < metric_latest.min_value
+        THEN excluded.min_value ELSE metric_latest.min_value END,
+    max_value = CASE WHEN excluded.max_value > metric_latest.max_value
+        THEN excluded.max_value ELSE metric_latest.max_value END,
+    count = metric_latest.count + excluded.count
+"""
+)
+
+
+def upsert_metric_latest(session: Session, points: Iterable[PointRow]) -> None:
     """Fold new points `(run_id, key, step, value, wall_time)` into `metric_latest`."""
-    summary: dict[tuple[int, str], dict[str, Any]] = {}
-    for run_id, key, step, value, wall_time in points:
-        entry = summary.get((run_id, key))
-        if entry is None:
-            summary[(run_id, key)] = {
+    groups: dict[tuple[int, str], list[PointRow]] = {}
+    for point in points:
+        group = groups.get((point[0], point[1]))
+        if group is None:
+            groups[(point[0], point[1])] = [point]
+        else:
+            group.append(point)
+    summaries = []
+    # Sorted: concurrent writers then take row locks in one order (no deadlock on PostgreSQL).
+    for (run_id, key), group in sorted(groups.items()):
+        _, _, step, value, wall_time = max(group, key=itemgetter(2))
+        values = [point[3] for point in group]
+        summaries.append(
+            {
                 "run_id": run_id,
                 "key": key,
                 "step": step,
                 "value": value,
                 "wall_time": wall_time,
-                "min_value": value,
-                "max_value": value,
-                "count": 1,
+                "min_value": min(values),
+                "max_value": max(values),
+                "count": len(group),
             }
-            continue
-        if step > entry["step"]:
-            entry.update(step=step, value=value, wall_time=wall_time)
-        entry["min_value"] = min(entry["min_value"], value)
-        entry["max_value"] = max(entry["max_value"], value)
-        entry["count"] += 1
-    if not summary:
-        return
-    statement = _insert(session)(MetricLatest).values(list(summary.values()))
-    new = statement.excluded
-    table = MetricLatest.__table__.c
-    newer = new.step > table.step
-    statement = statement.on_conflict_do_update(
-        index_elements=["run_id", "key"],
-        set_={
-            "step": case((newer, new.step), else_=table.step),
-            "value": case((newer, new.value), else_=table.value),
-            "wall_time": case((newer, new.wall_time), else_=table.wall_time),
-            "min_value": case(
-                (new.min_value < table.min_value, new.min_value), else_=table.min_value
-            ),
-            "max_value": case(
-                (new.max_value > table.max_value, new.max_value), else_=table.max_value
-            ),
-            "count": table.count + new.count,
-        },
-    )
-    session.execute(statement)
+        )
+    if summaries:
+        session.connection().execute(_UPSERT_LATEST, summaries)
 
 
 def refresh_metric_latest(session: Session, run_keys: Iterable[tuple[int, str]]) -> None:
