@@ -17,6 +17,7 @@ import platform
 import random
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,8 +80,14 @@ def save_checkpoint(
     scheduler: Any,
     extra: dict[str, Any],
     meta: dict[str, Any],
+    weights: dict[str, torch.Tensor] | None = None,
+    optimizer_state: dict[str, Any] | None = None,
 ) -> Path:
-    """Write `output_dir/checkpoints/step-NNNNNN` atomically and return its path."""
+    """Write `output_dir/checkpoints/step-NNNNNN` atomically and return its path.
+
+    `weights` and `optimizer_state` are given when the live ones are sharded over processes
+    (FSDP): the full tensors gathered for this checkpoint, which then also make the export.
+    """
     root = output_dir / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:06d}"
@@ -90,18 +97,29 @@ def save_checkpoint(
     torch.save(
         {
             "step": step,
-            "weights": networks.changing_state(),
-            "optimizer": optimizer.state_dict(),
+            "weights": weights if weights is not None else networks.changing_state(),
+            "optimizer": optimizer_state if optimizer_state is not None else optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "rng": rng_state(),
             "extra": extra,
         },
         partial / STATE_FILE,
     )
+    export: dict[str, Any] = {}
+    if weights is not None:  # the model's own state dict would be this process's shards
+        export["state_dict"] = weights
+        if not networks.lora:
+            export["state_dict"] = {
+                k.removeprefix("student."): v
+                for k, v in weights.items()
+                if k.startswith("student.")
+            }
     if networks.lora:
-        networks.student.save_pretrained(partial / "adapter", selected_adapters=["default"])
+        networks.student.save_pretrained(
+            partial / "adapter", selected_adapters=["default"], **export
+        )
     else:
-        networks.student.save_pretrained(partial / "model")
+        networks.student.save_pretrained(partial / "model", **export)
     networks.tokenizer.save_pretrained(partial / ("adapter" if networks.lora else "model"))
     (partial / "config.json").write_text(cfg.canonical_json(), encoding="utf-8")
     info = {
@@ -156,10 +174,15 @@ def load_checkpoint(
     networks: Any,
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
+    prepare_weights: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
 ) -> Restored:
-    """Restore weights, optimizer, scheduler and RNG; returns the step to continue after."""
+    """Restore weights, optimizer, scheduler and RNG; returns the step to continue after.
+
+    `prepare_weights` turns the stored full tensors into what the networks hold (FSDP: shards).
+    """
     state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=False)
-    networks.load_changing_state(state["weights"])
+    weights = state["weights"]
+    networks.load_changing_state(prepare_weights(weights) if prepare_weights else weights)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     set_rng_state(state["rng"])

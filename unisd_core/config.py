@@ -374,11 +374,21 @@ class ResourcesConfig(ConfigBlock):
             "and splits train.batch_size between them."
         ),
     )
+    fsdp: bool = Field(
+        False,
+        description=(
+            "With several GPUs, shard weights, gradients and optimizer state over them (FSDP) "
+            "instead of a full copy on each (DDP): less memory per GPU, more communication. "
+            "Rollouts and teacher passes gather the full weights."
+        ),
+    )
 
     @model_validator(mode="after")
     def _gpus_need_cuda(self) -> ResourcesConfig:
         if self.device == "cpu" and self.gpus > 1:
             raise field_error(("gpus",), "more than one GPU needs device cuda or auto", self.gpus)
+        if self.fsdp and self.gpus < 2:
+            raise field_error(("fsdp",), "shards over several GPUs: set gpus to 2 or more", True)
         return self
 
 

@@ -7,10 +7,12 @@ A run with `resources.gpus = N > 1` is N copies of the same trainer, one per GPU
 * the data: `train.batch_size` is the global batch (prompts per optimizer step over all GPUs);
   rank r takes the r-th contiguous slice of each step's prompts and cuts it into
   `train.grad_accum` micro-batches of its own;
-* the model: the student is wrapped in DistributedDataParallel, which averages gradients across
-  ranks in backward, so clipping, the optimizer, the scheduler and the EMA teacher (a function of
-  the student's weights) move identically everywhere. Rollouts, teacher scoring and EMA updates
-  use the unwrapped model, which is the same module: no wrapper is in their way;
+* the model (`parallelize`): the student is wrapped in DistributedDataParallel, which averages
+  gradients across ranks in backward, so clipping, the optimizer, the scheduler and the EMA
+  teacher (a function of the student's weights) move identically everywhere. Rollouts, teacher
+  scoring and EMA updates use the unwrapped model, which is the same module: no wrapper is in
+  their way. With `resources.fsdp` the weights, gradients and optimizer state are sharded
+  instead (FSDP2 `fully_shard`, per decoder layer); see `Parallel`;
 * the reporting: metrics are combined across ranks (`combine_metrics`) and only rank 0 reports
   them, writes samples and checkpoints, and evaluates.
 
@@ -22,18 +24,22 @@ run two processes on a machine without GPUs.
 from __future__ import annotations
 
 import atexit
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
+from torch import Tensor
+from torch.distributed.fsdp import FSDPModule, fully_shard
+from torch.distributed.tensor import DTensor, distribute_tensor
 from torch.nn.parallel import DistributedDataParallel
 
 from unisd_core import launch
 from unisd_core.config import RunConfig
+from unisd_core.teachers.ema import matched_pairs
 
 T = TypeVar("T")
 
@@ -169,15 +175,174 @@ def _leave() -> None:
         dist.destroy_process_group()
 
 
-def data_parallel(model: Any, group: Group) -> Any:
-    """The module the student's training forwards go through: DDP across ranks, else the model."""
+@dataclass
+class Parallel:
+    """How the student is spread over the run's processes: alone (a group of one), replicated
+    (DDP) or sharded (FSDP, `resources.fsdp`), and the few operations that differ between them.
+
+    Under FSDP every parameter is a DTensor holding this rank's shard. Training forwards gather
+    layer by layer and free the rest again; everything else that runs the model (rollouts,
+    teacher passes, model-written texts) runs inside `gathered`, where the full weights stay in
+    place, because those passes differ in number and length between ranks and a layer-by-layer
+    gather would need every rank to run the same forwards.
+    """
+
+    group: Group
+    #: What the student's training forwards go through (the DDP wrapper, else the student).
+    train_model: Any
+    #: FSDP only: the sharded models (student, then a full fine-tuning teacher), and every
+    #: module that holds its own shards (their decoder layers and the models themselves).
+    roots: list[Any] = field(default_factory=list)
+    units: list[Any] = field(default_factory=list)
+    _gathering: int = field(default=0, init=False, repr=False)  # depth of `gathered` blocks
+
+    @property
+    def sharded(self) -> bool:
+        return bool(self.roots)
+
+    def gradient_sync(self, *, sync: bool) -> AbstractContextManager[Any]:
+        """Context of one micro-batch's forward and backward: gradients are reduced across ranks
+        only on the last micro-batch of a step (`sync`); the earlier ones accumulate locally."""
+        if self.sharded:
+            self.roots[0].set_requires_gradient_sync(sync)
+            return nullcontext()
+        if not sync and isinstance(self.train_model, DistributedDataParallel):
+            return self.train_model.no_sync()
+        return nullcontext()
+
+    @contextmanager
+    def gathered(self) -> Iterator[None]:
+        """The full weights in place on every rank for the block (FSDP; a no-op otherwise).
+
+        A collective: every rank enters it at the same point. Nested blocks gather once.
+        """
+        if not self.sharded or self._gathering:
+            self._gathering += 1
+            try:
+                yield
+            finally:
+                self._gathering -= 1
+            return
+        for root in self.roots:
+            root.set_reshard_after_forward(False)
+        for unit in self.units:
+            unit.unshard()
+        self._gathering = 1
+        try:
+            yield
+        finally:
+            self._gathering = 0
+            for unit in self.units:
+                unit.reshard()
+            for root in self.roots:  # layers free their weights after forward, roots keep them
+                root.set_reshard_after_forward(True)
+                root.set_reshard_after_forward(False, recurse=False)
+
+    def grad_norm(self, norm: Tensor) -> float:
+        return float(norm.full_tensor() if isinstance(norm, DTensor) else norm)
+
+    def ema_drift(self, nets: Any) -> float:
+        """`nets.ema_drift()`, with sharded tensors summed over ranks."""
+        if not self.sharded:
+            return float(nets.ema_drift())
+        if not nets.ema_moves and nets.lora:
+            return 0.0
+        sums = torch.zeros(2, dtype=torch.float64, device=self.group.device)
+        for teacher, student in matched_pairs(*nets.ema_pairs()):
+            t, s = _local(teacher).double(), _local(student).double()
+            sums[0] += torch.sum((t - s) ** 2)
+            sums[1] += torch.sum(s**2)
+        dist.all_reduce(sums)
+        return float(sums[0].sqrt() / sums[1].sqrt().clamp(min=1e-12))
+
+    # --- checkpoints: full tensors on disk, shards in memory ----------------------------------
+
+    def full_weights(self, nets: Any) -> dict[str, Tensor] | None:
+        """FSDP: `nets.changing_state()` as full tensors on rank 0 (a collective; None on the
+        other ranks). None when not sharded: the checkpoint reads the networks itself."""
+        if not self.sharded:
+            return None
+        full: dict[str, Tensor] = {}
+        for name, tensor in nets.changing_state().items():
+            whole = tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
+            if self.group.is_main:
+                full[name] = whole.cpu()
+        return full if self.group.is_main else None
+
+    def full_optimizer_state(self, optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
+        """FSDP: the optimizer's state dict with full tensors on rank 0 (a collective), in the
+        usual layout, so a checkpoint reads like a single process's."""
+        if not self.sharded:
+            return None
+        state = optimizer.state_dict()
+        packed: dict[Any, dict[str, Any]] = {}
+        for index in sorted(state["state"]):  # the same order on every rank
+            packed[index] = {
+                key: value.full_tensor().cpu() if isinstance(value, DTensor) else value
+                for key, value in state["state"][index].items()
+            }
+        return {**state, "state": packed} if self.group.is_main else None
+
+    def weights_to_shards(self, nets: Any) -> Callable[[dict[str, Tensor]], dict[str, Tensor]]:
+        """For loading a checkpoint: full tensors -> this rank's shards, where the model has
+        shards (every rank reads the whole checkpoint)."""
+        like = nets.changing_state() if self.sharded else {}
+
+        def to_shards(state: dict[str, Tensor]) -> dict[str, Tensor]:
+            return {name: _shard_like(value, like.get(name)) for name, value in state.items()}
+
+        return to_shards
+
+    def shard_optimizer_state(self, optimizer: torch.optim.Optimizer) -> None:
+        """After loading a full optimizer state: each sharded parameter's state as shards."""
+        if not self.sharded:
+            return
+        for param, per_param in optimizer.state.items():
+            for key, value in list(per_param.items()):
+                if isinstance(value, Tensor) and value.shape == param.shape:
+                    per_param[key] = _shard_like(value, param)
+
+
+def _local(tensor: Tensor) -> Tensor:
+    return tensor.to_local() if isinstance(tensor, DTensor) else tensor
+
+
+def _shard_like(value: Tensor, like: Tensor | None) -> Tensor:
+    if not isinstance(like, DTensor) or isinstance(value, DTensor):
+        return value
+    # Every rank holds the full tensor: each keeps its own shard, nothing is sent.
+    full = value.to(device=like.to_local().device, dtype=like.dtype)
+    return distribute_tensor(full, like.device_mesh, like.placements, src_data_rank=None)
+
+
+def parallelize(nets: Any, group: Group, *, fsdp: bool) -> Parallel:
+    """Spread `nets` over the run: nothing in a group of one, DDP, or FSDP when `fsdp`."""
     if not group.is_distributed:
-        return model
-    return DistributedDataParallel(
-        model,
-        device_ids=[group.device] if group.device.type == "cuda" else None,
-        find_unused_parameters=has_unused_parameters(model, group.device),
-    )
+        return Parallel(group, nets.student)
+    if not fsdp:
+        wrapped = DistributedDataParallel(
+            nets.student,
+            device_ids=[group.device] if group.device.type == "cuda" else None,
+            find_unused_parameters=has_unused_parameters(nets.student, group.device),
+        )
+        return Parallel(group, wrapped)
+    roots = [_fully_shard(nets.student)]
+    if nets.frozen_teacher is not None:  # sharded alike, so EMA pairs up shard with shard
+        roots.append(_fully_shard(nets.frozen_teacher))
+    units = [m for root in roots for m in root.modules() if isinstance(m, FSDPModule)]
+    return Parallel(group, nets.student, roots, units)
+
+
+def _fully_shard(model: Any) -> Any:
+    """Shard each decoder layer (the transformers model's `_no_split_modules`), then the rest;
+    returns the sharded transformers model (under LoRA, the one inside the peft wrapper)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    layer_classes = set(getattr(inner, "_no_split_modules", None) or ())
+    for module in inner.modules():
+        if type(module).__name__ in layer_classes:
+            fully_shard(module, reshard_after_forward=True)
+    fully_shard(inner, reshard_after_forward=False)  # needed again right away by backward
+    return inner
 
 
 def has_unused_parameters(model: Any, device: torch.device) -> bool:
@@ -199,21 +364,13 @@ def has_unused_parameters(model: Any, device: torch.device) -> bool:
     return unused
 
 
-def gradient_sync(model: Any, *, sync: bool) -> AbstractContextManager[Any]:
-    """Context of one micro-batch's forward and backward: DDP reduces gradients only on the last
-    micro-batch of a step (`sync`); the earlier ones accumulate locally."""
-    if not sync and isinstance(model, DistributedDataParallel):
-        return model.no_sync()
-    return nullcontext()
-
-
 __all__ = [
     "COLLECTIVE_TIMEOUT",
     "Group",
+    "Parallel",
     "combine_metrics",
-    "data_parallel",
-    "gradient_sync",
     "has_unused_parameters",
     "join",
+    "parallelize",
     "visible_gpus",
 ]

@@ -102,7 +102,8 @@ def train(
     _seed_everything(cfg.train.seed)  # the same initial weights (LoRA init) on every rank
     nets = build_networks(cfg, device)
     nets.student.train()
-    nets.train_model = distributed.data_parallel(nets.student, group)
+    parallel = distributed.parallelize(nets, group, fsdp=cfg.resources.fsdp)
+    nets.train_model = parallel.train_model
     _seed_rank(cfg.train.seed, group.rank)
     total = total_steps(cfg, len(examples))
     optimizer = torch.optim.AdamW(
@@ -115,22 +116,30 @@ def train(
         num_training_steps=total,
     )
     order = batch_order(len(examples), cfg.train.batch_size, total, cfg.train.seed)
-    step_fn = StepRunner(cfg, nets, examples, group)
+    step_fn = StepRunner(cfg, nets, examples, parallel)
 
     start = 0
     if resume_path is not None:
         restored = ckpt.load_checkpoint(
-            resume_path, networks=nets, optimizer=optimizer, scheduler=scheduler
+            resume_path,
+            networks=nets,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            prepare_weights=parallel.weights_to_shards(nets),
         )
+        parallel.shard_optimizer_state(optimizer)
         start = restored.step
         step_fn.load_extra(restored.extra)
 
     def save(step: int) -> Path | None:
         if out is None:
             return None
-        extra = step_fn.extra()  # every rank takes part: it gathers their RNG states
+        # Every rank takes part in these: they gather RNG states (and FSDP shards).
+        extra = step_fn.extra()
+        weights = parallel.full_weights(nets)
+        optimizer_state = parallel.full_optimizer_state(optimizer)
         path = None
-        if group.is_main:  # the ranks' weights and optimizer states are identical
+        if group.is_main:  # the ranks' weights and optimizer states are the same
             path = ckpt.save_checkpoint(
                 out,
                 step=step,
@@ -140,6 +149,8 @@ def train(
                 scheduler=scheduler,
                 extra=extra,
                 meta={"total_steps": total, **step_fn.info},
+                weights=weights,
+                optimizer_state=optimizer_state,
             )
         # The others wait here until the checkpoint is complete, then learn where it is.
         return group.broadcast(path)
@@ -151,18 +162,18 @@ def train(
             return TrainResult(step - 1, True, save(step - 1), dict(step_fn.info))
         started = time.perf_counter()
         metrics = step_fn.run(group.shard(order[step - 1]), step)
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            nets.trainable_parameters(), cfg.train.max_grad_norm
+        grad_norm = parallel.grad_norm(
+            torch.nn.utils.clip_grad_norm_(nets.trainable_parameters(), cfg.train.max_grad_norm)
         )
         metrics["train/lr"] = float(scheduler.get_last_lr()[0])
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        metrics["train/grad_norm"] = float(grad_norm)
+        metrics["train/grad_norm"] = grad_norm
         if cfg.objective == "on_policy_distill" and cfg.ema.enabled:
             if step % cfg.ema.ref_model_sync_steps == 0:
                 metrics["ema/tensors_updated"] = float(nets.ema_sync(cfg.ema.ref_model_mixup_beta))
-            metrics["ema/teacher_drift"] = nets.ema_drift()
+            metrics["ema/teacher_drift"] = parallel.ema_drift(nets)
         step_fn.share_caches()
         metrics["sys/step_s"] = time.perf_counter() - started
         metrics["sys/peak_mem_gb"] = peak_memory_gb(device)
@@ -194,8 +205,9 @@ def train(
 class StepRunner:
     """Builds the batches of one step and accumulates its gradients; owns the prompt caches.
 
-    In a multi-GPU run it sees this rank's shard of each step; `group` shares what must be the
-    same on every rank (induced instructions, SSD samples, generated negatives).
+    In a multi-GPU run it sees this rank's shard of each step; `parallel` shares what must be
+    the same on every rank (induced instructions, SSD samples, generated negatives) and, under
+    FSDP, gathers the full weights around every pass that is not a training forward.
     """
 
     def __init__(
@@ -203,12 +215,15 @@ class StepRunner:
         cfg: RunConfig,
         nets: Networks,
         examples: Sequence[Example],
-        group: distributed.Group | None = None,
+        parallel: distributed.Parallel | None = None,
     ) -> None:
         self.cfg = cfg
         self.nets = nets
         self.examples = examples
-        self.group = group or distributed.Group(device=nets.device)
+        self.parallel = parallel or distributed.Parallel(
+            distributed.Group(device=nets.device), nets.student
+        )
+        self.group = self.parallel.group
         self.tokenizer = nets.tokenizer
         eos = generation.eos_token_ids(nets.student, self.tokenizer)
         self.eos_id = eos[0]
@@ -323,7 +338,8 @@ class StepRunner:
     def _induce(self, requests: list[list[dict[str, str]]]) -> list[str]:
         """Induced instructions; rank 0's on every rank, so all ranks score the same contexts
         (sampling on two GPUs is not guaranteed to agree to the bit)."""
-        texts = self._induce_here(requests) if self.group.is_main else None
+        with self.parallel.gathered():
+            texts = self._induce_here(requests) if self.group.is_main else None
         return self.group.broadcast(texts) or []
 
     def _induce_here(self, requests: list[list[dict[str, str]]]) -> list[str]:
@@ -388,7 +404,9 @@ class StepRunner:
             return self._on_policy(indices, step)
         if self.cfg.objective == "sft":
             return self._imitation(indices, [self.gold_ids(i) for i in indices])
-        return self._imitation(indices, self._ssd_completions(indices, step))
+        with self.parallel.gathered():
+            completions = self._ssd_completions(indices, step)
+        return self._imitation(indices, completions)
 
     def _micro_batches(self, indices: list[int]) -> list[list[int]]:
         size = len(indices) // self.cfg.train.grad_accum
@@ -399,7 +417,7 @@ class StepRunner:
         ranks once per step, on the last micro-batch."""
         micros = self._micro_batches(indices)
         for n, micro in enumerate(micros):
-            yield micro, distributed.gradient_sync(self.nets.train_model, sync=n == len(micros) - 1)
+            yield micro, self.parallel.gradient_sync(sync=n == len(micros) - 1)
 
     def _seed(self, step: int) -> int:
         """The sampling seed of this rank at `step` (rank 0: the single-process seed)."""
@@ -452,16 +470,17 @@ class StepRunner:
                 indices, {i: self.gold_ids(i) for i in indices}, on_policy=False
             )
         gen_started = time.perf_counter()
-        rollouts = generation.generate(
-            self.nets.student,
-            self.tokenizer,
-            [self.student_prompt(i) for i in indices],
-            max_new_tokens=cfg.train.max_new_tokens,
-            temperature=cfg.train.temperature,
-            top_p=cfg.train.top_p,
-            batch_size=len(indices),
-            seed=self._seed(step),
-        )
+        with self.parallel.gathered():
+            rollouts = generation.generate(
+                self.nets.student,
+                self.tokenizer,
+                [self.student_prompt(i) for i in indices],
+                max_new_tokens=cfg.train.max_new_tokens,
+                temperature=cfg.train.temperature,
+                top_p=cfg.train.top_p,
+                batch_size=len(indices),
+                seed=self._seed(step),
+            )
         gen_seconds = time.perf_counter() - gen_started
         completions = {
             i: (r.completion_ids[: cfg.data.max_completion_length] or [self.eos_id])
@@ -492,7 +511,8 @@ class StepRunner:
                     self.nets.train_model, student_batch, hidden=cfg.feature_matching.enabled
                 )
                 # The teachers run on the unwrapped model (no gradient, no DDP bookkeeping).
-                scored = self._score_teachers(micro, ys)
+                with self.parallel.gathered():
+                    scored = self._score_teachers(micro, ys)
                 scored.completion_ids = student_batch.completion_ids
                 scored.mask = student_batch.completion_mask
                 scored.student_logits = student_logits

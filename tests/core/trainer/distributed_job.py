@@ -8,7 +8,7 @@ after the other in the same processes (a launch costs more than a tiny run):
 
 For each run every rank writes `RESULTS/NAME/rank-R.json` (what its sink received, the prompt
 indices of each step it trained on, which ranks wrote checkpoints, the result) and `rank-R.pt`
-(the tensors training changed: both ranks must hold the same ones).
+(the tensors training changed, whole: under DDP both ranks must hold the same ones).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.distributed.tensor import DTensor
 
 from unisd_core import trainer
 from unisd_core.config import RunConfig
@@ -91,7 +92,10 @@ def run_one(spec: dict[str, Any], results: Path, rank: int, recorder: Recorder) 
     where = results / spec["name"]
     where.mkdir(parents=True, exist_ok=True)
     assert recorder.nets is not None
-    torch.save(recorder.nets.changing_state(), where / f"rank-{rank}.pt")
+    state = recorder.nets.changing_state()
+    # FSDP holds shards: gather them (every rank, same order) to compare whole tensors.
+    full = {k: v.full_tensor() if isinstance(v, DTensor) else v for k, v in state.items()}
+    torch.save(full, where / f"rank-{rank}.pt")
     record = {
         "points": recorder.points,
         "shards": recorder.shards,

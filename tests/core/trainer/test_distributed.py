@@ -132,33 +132,44 @@ def assert_only_rank_zero_reported(results: Path, name: str, steps: list[int]) -
 def test_sft_on_two_processes_is_the_one_process_run_and_ssd_shares_its_samples(
     tmp_path: Path,
 ) -> None:
-    """SFT is deterministic: a batch of 4 split over two ranks (DDP averaging their gradients)
-    gives the losses and weights of a batch of 4 in one process. SSD samples drawn on either
-    rank end up in every rank's cache and in the checkpoint."""
+    """SFT is deterministic: a batch of 4 split over two ranks (DDP averaging their gradients,
+    or FSDP reduce-scattering them over sharded weights) gives the losses and weights of a batch
+    of 4 in one process. SSD samples drawn on either rank end up in every rank's cache and in
+    the checkpoint."""
     no_dropout = {"model": {"lora": {"dropout": 0.0}}}
     sft = config("sft", **no_dropout)
+    sharded = config("sft", **no_dropout, resources={"fsdp": True})
     ssd = config("ssd", **no_dropout)
+    ssd_sharded = config("ssd", **no_dropout, resources={"fsdp": True})
     results = launch_job(
         tmp_path,
         [
             {"name": "sft", "config": sft, "output": str(tmp_path / "sft")},
+            {"name": "fsdp", "config": sharded, "output": str(tmp_path / "fsdp")},
             {"name": "ssd", "config": ssd, "output": str(tmp_path / "ssd")},
+            {"name": "ssd-fsdp", "config": ssd_sharded, "output": str(tmp_path / "ssd-fsdp")},
         ],
     )
 
     single = ListSink()
     one_process = RunConfig.model_validate({**sft, "resources": {"gpus": 1}})
     train(one_process, single, output_dir=tmp_path / "single")
-    zero = record(results, "sft", 0)
-    expected = [value for _, value in single.points["loss/total"]]
-    assert losses(zero["points"]) == pytest.approx(expected, rel=1e-5)
-    assert [m["train/grad_norm"] for _, m in zero["points"]] == pytest.approx(
-        [value for _, value in single.points["train/grad_norm"]], rel=1e-4
-    )
-    ours = checkpoint_state(tmp_path / "sft")["weights"]
-    reference = checkpoint_state(tmp_path / "single")["weights"]
-    for key, tensor in reference.items():
-        torch.testing.assert_close(ours[key], tensor, rtol=1e-4, atol=1e-6)
+    reference = checkpoint_state(tmp_path / "single")
+    for name in ("sft", "fsdp"):
+        zero = record(results, name, 0)
+        expected = [value for _, value in single.points["loss/total"]]
+        assert losses(zero["points"]) == pytest.approx(expected, rel=1e-5)
+        assert [m["train/grad_norm"] for _, m in zero["points"]] == pytest.approx(
+            [value for _, value in single.points["train/grad_norm"]], rel=1e-4
+        )
+        # The checkpoint holds whole tensors in the one-process layout, FSDP's included.
+        ours = checkpoint_state(tmp_path / name)
+        for key, tensor in reference["weights"].items():
+            torch.testing.assert_close(ours["weights"][key], tensor, rtol=1e-4, atol=1e-6)
+        for index, per_param in reference["optimizer"]["state"].items():
+            torch.testing.assert_close(
+                ours["optimizer"]["state"][index]["exp_avg_sq"], per_param["exp_avg_sq"]
+            )
 
     for name in ("sft", "ssd"):
         assert_ranks_in_sync(results, name)
@@ -169,6 +180,11 @@ def test_sft_on_two_processes_is_the_one_process_run_and_ssd_shares_its_samples(
     }
     cached = checkpoint_state(tmp_path / "ssd")["extra"]["ssd_samples"]
     assert {int(k) for k in cached} == seen
+    # Under FSDP the base model samples from gathered weights: the same samples, the same run.
+    assert checkpoint_state(tmp_path / "ssd-fsdp")["extra"]["ssd_samples"] == cached
+    assert losses(record(results, "ssd-fsdp", 0)["points"]) == pytest.approx(
+        losses(record(results, "ssd", 0)["points"]), rel=1e-5
+    )
 
 
 @pytest.mark.slow
@@ -177,7 +193,10 @@ def test_on_policy_lora_on_two_processes_stays_in_sync_and_resumes_exactly(
 ) -> None:
     """UniSD* under LoRA with every component, induced contexts and generated negatives, the
     EMA adapter synced every step: ranks roll out their own shards yet hold identical weights;
-    a stop asked by rank 1 alone stops both; the resumed run continues bit for bit."""
+    a stop asked by rank 1 alone stops both; the resumed run continues bit for bit. The same
+    run with FSDP (sharded weights, gathered for rollouts and teachers) is the DDP run, and
+    resumes bit for bit too, as does full fine-tuning under FSDP (student and EMA teacher both
+    sharded)."""
     raw = config(
         "unisd_star",
         ema={"ref_model_sync_steps": 1},
@@ -185,12 +204,34 @@ def test_on_policy_lora_on_two_processes_stays_in_sync_and_resumes_exactly(
         contrastive={"negatives": "generated"},
         train={"sample_every": 1},
     )
-    whole, split = tmp_path / "whole", tmp_path / "split"
+    sharded = deep_merge(raw, {"resources": {"fsdp": True}})
+    full = config(
+        "ema",
+        ema={"ref_model_sync_steps": 1},
+        model={"lora": {"enabled": False}},
+        resources={"fsdp": True},
+    )
+    names = ("whole", "split", "fsdp", "fsdp-split", "full", "full-split")
+    out = {name: tmp_path / name for name in names}
     results = launch_job(
         tmp_path,
         [
-            {"name": "whole", "config": raw, "output": str(whole)},
-            {"name": "split", "config": raw, "output": str(split), "stop_after": 2},
+            {"name": "whole", "config": raw, "output": str(out["whole"])},
+            {"name": "split", "config": raw, "output": str(out["split"]), "stop_after": 2},
+            {"name": "fsdp", "config": sharded, "output": str(out["fsdp"])},
+            {
+                "name": "fsdp-split",
+                "config": sharded,
+                "output": str(out["fsdp-split"]),
+                "stop_after": 2,
+            },
+            {"name": "full", "config": full, "output": str(out["full"])},
+            {
+                "name": "full-split",
+                "config": full,
+                "output": str(out["full-split"]),
+                "stop_after": 2,
+            },
         ],
     )
     zero = record(results, "whole", 0)
@@ -201,27 +242,60 @@ def test_on_policy_lora_on_two_processes_stays_in_sync_and_resumes_exactly(
     assert_ranks_in_sync(results, "whole")
     assert_ranks_split_each_batch(results, "whole", steps=3)
     assert_only_rank_zero_reported(results, "whole", [1, 2, 3])
-    samples = [json.loads(line) for line in (whole / "samples.jsonl").read_text().splitlines()]
+    samples = [
+        json.loads(line) for line in (out["whole"] / "samples.jsonl").read_text().splitlines()
+    ]
     assert [s["step"] for s in samples] == [1, 1, 2, 2, 3, 3]  # rank 0's two rollouts a step
 
     stopped = [record(results, "split", rank) for rank in (0, 1)]
     assert [r["steps_completed"] for r in stopped] == [2, 2]
     assert all(r["stopped_early"] for r in stopped)
     assert Path(stopped[0]["checkpoint"]).name == "step-000002"
-    state = checkpoint_state(split)
+    state = checkpoint_state(out["split"])
     assert len(state["extra"]["rng_by_rank"]) == 2
     trained_on = {i for r in stopped for s in r["shards"].values() for i in s}
     assert {int(k) for k in state["extra"]["generated_negatives"]} == trained_on
 
+    # FSDP: the same rollouts (same seeds, the same weights up to rounding), the same run.
+    fsdp = record(results, "fsdp", 0)
+    assert losses(fsdp["points"]) == pytest.approx(losses(zero["points"]), rel=1e-3)
+    drifts = [[m["ema/teacher_drift"] for _, m in r["points"]] for r in (zero, fsdp)]
+    assert drifts[1] == pytest.approx(drifts[0], rel=1e-3)  # summed over shards, not one shard
+    for key, tensor in weights(results, "whole", 0).items():
+        torch.testing.assert_close(weights(results, "fsdp", 0)[key], tensor, rtol=1e-3, atol=1e-5)
+
     resumed = launch_job(
-        tmp_path, [{"name": "resumed", "config": raw, "output": str(split), "resume": True}]
+        tmp_path,
+        [
+            {"name": "resumed", "config": raw, "output": str(out["split"]), "resume": True},
+            {
+                "name": "fsdp-resumed",
+                "config": sharded,
+                "output": str(out["fsdp-split"]),
+                "resume": True,
+            },
+            {
+                "name": "full-resumed",
+                "config": full,
+                "output": str(out["full-split"]),
+                "resume": True,
+            },
+        ],
     )
-    again = record(resumed, "resumed", 0)
-    assert losses(stopped[0]["points"]) + losses(again["points"]) == losses(zero["points"])
-    assert_ranks_in_sync(resumed, "resumed")
-    final, reference = weights(resumed, "resumed", 0), weights(results, "whole", 0)
-    for key, tensor in reference.items():
-        assert torch.equal(final[key], tensor), key
+    for first, second, reference in (
+        ("split", "resumed", "whole"),
+        ("fsdp-split", "fsdp-resumed", "fsdp"),
+        ("full-split", "full-resumed", "full"),
+    ):
+        stopped_points = record(results, first, 0)["points"]
+        again = record(resumed, second, 0)["points"]
+        assert losses(stopped_points) + losses(again) == losses(
+            record(results, reference, 0)["points"]
+        )
+        assert_ranks_in_sync(resumed, second)
+        final, expected = weights(resumed, second, 0), weights(results, reference, 0)
+        for key, tensor in expected.items():
+            assert torch.equal(final[key], tensor), (second, key)
 
 
 @pytest.mark.slow
@@ -289,6 +363,14 @@ def test_the_global_batch_must_split_over_gpus_and_micro_batches() -> None:
     RunConfig.model_validate(
         {"train": {"batch_size": 8, "grad_accum": 2}, "resources": {"gpus": 2}}
     )
+
+
+def test_fsdp_needs_several_gpus() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"resources\.fsdp"):
+        RunConfig.model_validate({"resources": {"fsdp": True}})
+    assert RunConfig.model_validate({"resources": {"gpus": 2, "fsdp": True}}).resources.fsdp
 
 
 def test_a_multi_gpu_config_outside_a_launch_says_how_to_launch_it() -> None:
