@@ -71,10 +71,22 @@ def test_run_list_metric_history_and_series_bodies_match_their_models(any_team: 
     for query in ({"keys": "loss/total,acc"}, {"max_points": 7}, {}):
         history = any_team.get("admin", f"/runs/{ids[0]}/metrics", params=query)
         same_as_model(RunMetrics, history.content)
+    run_ids = f"{ids[0]},{ids[1]}"
     series = any_team.get(
         "admin",
         "/metrics/series",
-        params={"run_ids": f"{ids[0]},{ids[1]}", "keys": "loss/total,acc", "max_points": 6},
+        params={"run_ids": run_ids, "keys": "loss/total,acc", "max_points": 6},
     )
     same_as_model(SeriesOut, series.content)
     assert len(series.json()["runs"][str(ids[1])]["loss/total"]) <= 6
+    # every grouping the read uses: by run and key, by run, by key, neither
+    expected = [{"step": s, "value": float(s), "wall_time": 1.5e9 + s} for s in range(3)]
+    for run_param, key_param in ((run_ids, "acc,nothing"), (run_ids, "acc"), (str(ids[0]), "acc")):
+        one = any_team.get(
+            "admin", "/metrics/series", params={"run_ids": run_param, "keys": key_param}
+        )
+        same_as_model(SeriesOut, one.content)
+        assert all(by_key["acc"] == expected for by_key in one.json()["runs"].values())
+    two_keys = any_team.get("admin", f"/runs/{ids[1]}/metrics", params={"keys": "acc,loss/total"})
+    assert two_keys.json()["metrics"]["acc"] == expected
+    assert [p["step"] for p in two_keys.json()["metrics"]["loss/total"]] == list(range(30))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
@@ -278,19 +279,32 @@ def metric_series_many(
     result: dict[int, dict[str, list[TimedPoint]]] = {rid: {k: [] for k in keys} for rid in run_ids}
     if not run_ids or not keys:
         return result
-    rows = session.connection().execute(
-        select(
-            MetricPoint.run_id,
-            MetricPoint.key,
-            MetricPoint.step,
-            MetricPoint.value,
-            MetricPoint.wall_time,
+    point = MetricPoint.__table__.c
+    # Only the columns that tell groups apart: building Python objects for each row's run id
+    # and key costs more than the scan (a one-run, one-key history reads three columns).
+    by_run, by_key = len(run_ids) > 1, len(keys) > 1
+    group_columns = [c for c, wanted in ((point.run_id, by_run), (point.key, by_key)) if wanted]
+    rows: Sequence[Any] = (
+        session.connection()
+        .execute(
+            select(*group_columns, point.step, point.value, point.wall_time)
+            .where(in_ids(session, point.run_id, run_ids), point.key.in_(list(keys)))
+            .order_by(point.run_id, point.key, point.step)
         )
-        .where(in_ids(session, MetricPoint.run_id, run_ids), MetricPoint.key.in_(list(keys)))
-        .order_by(MetricPoint.run_id, MetricPoint.key, MetricPoint.step)
+        .all()  # one fetchall: iterating a result fetches row by row
     )
-    for run_id, key, step, value, wall_time in rows:
-        result[run_id][key].append((step, value, wall_time))
+    if by_run and by_key:
+        for (run_id, key), group in groupby(rows, key=itemgetter(0, 1)):
+            result[run_id][key] = [(s, v, w) for _, _, s, v, w in group]
+    elif by_run or by_key:
+        for label, group in groupby(rows, key=itemgetter(0)):
+            points = [(s, v, w) for _, s, v, w in group]
+            if by_run:
+                result[label][keys[0]] = points
+            else:
+                result[run_ids[0]][label] = points
+    else:
+        result[run_ids[0]][keys[0]] = [(s, v, w) for s, v, w in rows]
     return result
 
 
