@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -299,33 +302,61 @@ def test_on_policy_lora_on_two_processes_stays_in_sync_and_resumes_exactly(
 
 
 @pytest.mark.slow
-def test_unisd_train_launches_itself_on_two_processes_and_evaluates(
+def test_unisd_train_launches_itself_stops_on_ctrl_c_resumes_and_evaluates(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`unisd train` with resources.gpus 2 re-launches itself under accelerate (here on CPU:
-    the GPU count check is told there are two); rank 0 alone writes the metrics, then evaluates
-    the final checkpoint."""
+    the GPU count check is told there are two). Ctrl-C after the first step stops both ranks at
+    a step boundary with a checkpoint; `--resume` finishes the run; rank 0 alone writes the
+    metrics, then evaluates the final checkpoint."""
     for key, value in child_env().items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(distributed, "visible_gpus", lambda: 2)
     output = tmp_path / "run"
+    steps = 40  # a run that is still going when Ctrl-C comes
     data = {"max_eval_examples": 2, "eval_max_new_tokens": 4, "eval_benchmarks": ["scienceqa"]}
-    raw = config("sft", train={"max_steps": 2}, data=data)
+    raw = config("sft", train={"max_steps": steps}, data=data)
     config_file = tmp_path / "config.json"
     config_file.write_text(json.dumps(raw), encoding="utf-8")
+    command = ["train", str(config_file), "--output", str(output)]
 
-    outcome = CliRunner().invoke(app, ["train", str(config_file), "--output", str(output)])
+    presser = threading.Thread(target=press_ctrl_c_after_a_step, args=(output / "metrics.jsonl",))
+    presser.start()
+    stopped = CliRunner().invoke(app, command)
+    presser.join()
 
-    assert outcome.exit_code == 0, outcome.output
+    assert stopped.exit_code == 0, stopped.output
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["stopped_early"] and 1 <= summary["steps_completed"] < steps
+    assert Path(summary["checkpoint"]).name == f"step-{summary['steps_completed']:06d}"
+    assert not (output / "eval").exists()
+
+    resumed = CliRunner().invoke(app, [*command, "--resume"])
+
+    assert resumed.exit_code == 0, resumed.output
     lines = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
     trained = [line["step"] for line in lines if "loss/total" in line["metrics"]]
-    assert trained == [1, 2]  # once each: rank 1 wrote none
+    assert trained == list(range(1, steps + 1))  # once each: rank 1 wrote none
     assert "eval/scienceqa/accuracy" in lines[-1]["metrics"]
     summary = json.loads((output / "summary.json").read_text())
-    assert summary["steps_completed"] == 2
+    assert summary["steps_completed"] == steps and not summary["stopped_early"]
     assert summary["eval"] and "eval/scienceqa/accuracy" in summary["eval"]
     assert (output / "eval" / "report.json").is_file()
     assert not (output / ".stop-requested").exists()
+
+
+def press_ctrl_c_after_a_step(metrics: Path) -> None:
+    """SIGINT to this process once the launched run has logged a step, as a terminal's Ctrl-C
+    reaches `unisd train` (its launched processes run in a session of their own)."""
+    deadline = time.monotonic() + LAUNCH_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if metrics.is_file() and metrics.read_text().strip():
+            handler = signal.getsignal(signal.SIGINT)
+            # Only while `unisd train` waits on its launch: a stray SIGINT would stop pytest.
+            if getattr(handler, "__name__", "") == "on_interrupt":
+                os.kill(os.getpid(), signal.SIGINT)
+            return
+        time.sleep(0.1)
 
 
 # --- the pieces, in this process ------------------------------------------------------------
