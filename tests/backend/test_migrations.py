@@ -96,3 +96,81 @@ def test_existing_runs_survive_the_accounts_migration(tmp_path) -> None:
             assert conn.execute(text("SELECT count(*) FROM run")).scalar() == 1
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_metric_points_survive_the_rekeying_both_ways(
+    kind: str, tmp_path, request: pytest.FixtureRequest
+) -> None:
+    """0005 -> 0006 keeps every point under its new (run_id, key, step) key; back to 0005 they
+    get ids again and the unique constraint still refuses a duplicate."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    url = (
+        f"sqlite:///{tmp_path / 'm.db'}"
+        if kind == "sqlite"
+        else request.getfixturevalue("pg_database")
+    )
+    upgrade(url, "0005")
+    engine = make_engine(url)
+    points = [(1, "loss/total", s, s / 2, 1000.0 + s) for s in range(5)] + [
+        (1, 'odd "key"', 0, -1.0, 999.5)
+    ]
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO run (status, config, config_hash, base_model, dataset, seed, "
+                    "queue, attempt, cancel_requested, step, total_steps, progress, created_at) "
+                    "VALUES ('queued', '{}', 'h', 'm', 'd', 1, 'cpu', 0, false, 0, 1, 0, "
+                    "'2026-11-27 00:00:00')"
+                )
+            )
+            for row in points:
+                conn.execute(
+                    text(
+                        "INSERT INTO metric_point (run_id, key, step, value, wall_time) "
+                        "VALUES (:r, :k, :s, :v, :w)"
+                    ),
+                    dict(zip("rksvw", row, strict=True)),
+                )
+        select_points = text(
+            "SELECT run_id, key, step, value, wall_time FROM metric_point ORDER BY key, step"
+        )
+        upgrade(url, "0006")
+        with engine.connect() as conn:
+            assert sorted(map(tuple, conn.execute(select_points))) == sorted(points)
+            columns = {c["name"] for c in inspect(conn).get_columns("metric_point")}
+            assert "id" not in columns
+            key = inspect(conn).get_pk_constraint("metric_point")["constrained_columns"]
+            assert key == ["run_id", "key", "step"]
+            if kind == "sqlite":
+                ddl = conn.execute(
+                    text("SELECT sql FROM sqlite_master WHERE name = 'metric_point'")
+                ).scalar_one()
+                assert "WITHOUT ROWID" in ddl
+        downgrade(url, "0005")
+        with engine.connect() as conn:
+            assert sorted(map(tuple, conn.execute(select_points))) == sorted(points)
+            ids = conn.execute(text("SELECT id FROM metric_point")).scalars().all()
+            assert len(set(ids)) == len(points)
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO metric_point (run_id, key, step, value, wall_time) "
+                    "VALUES (1, 'loss/total', 0, 9.0, 1.0)"
+                )
+            )
+        with engine.begin() as conn:  # and new rows get the next id
+            conn.execute(
+                text(
+                    "INSERT INTO metric_point (run_id, key, step, value, wall_time) "
+                    "VALUES (1, 'loss/total', 99, 9.0, 1.0)"
+                )
+            )
+        upgrade(url)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM metric_point")).scalar() == 7
+    finally:
+        engine.dispose()

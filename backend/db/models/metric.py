@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.db.base import Base
 
 
 class MetricPoint(Base):
-    __tablename__ = "metric_point"
-    __table_args__ = (UniqueConstraint("run_id", "key", "step"),)
+    """One value per (run, key, step): that triple is the primary key.
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"))
-    key: Mapped[str] = mapped_column(String(200))
-    step: Mapped[int] = mapped_column(Integer)
+    No surrogate id: every read and the idempotent ingest go through (run, key, step), so a
+    second index and a sequence only cost time on each insert. On SQLite the table is
+    WITHOUT ROWID: the rows live in the primary key's B-tree, a run's series side by side.
+    """
+
+    __tablename__ = "metric_point"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("run.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     value: Mapped[float] = mapped_column(Float)
     wall_time: Mapped[float] = mapped_column(Float)
 

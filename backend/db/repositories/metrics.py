@@ -352,10 +352,12 @@ def points_exist(session: Session, run_id: int, keys_steps: Sequence[tuple[str, 
     """How many of `(key, step)` are already stored for `run_id` (used by tests and ingest)."""
     if not keys_steps:
         return 0
-    rows = session.execute(
-        select(MetricPoint.id).where(
+    count = session.scalar(
+        select(func.count())
+        .select_from(MetricPoint)
+        .where(
             MetricPoint.run_id == run_id,
             tuple_(MetricPoint.key, MetricPoint.step).in_(list(keys_steps)),
         )
     )
-    return len(rows.all())
+    return int(count or 0)
