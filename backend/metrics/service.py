@@ -36,7 +36,8 @@ def parse_list(text: str, *, field: str, limit: int) -> list[str]:
 def parse_ids(text: str, *, field: str = "run_ids") -> list[int]:
     ids = []
     for item in parse_list(text, field=field, limit=MAX_RUNS_PER_QUERY):
-        if not item.isdigit() or not 0 < int(item) < 2**31:
+        # ASCII digits only: str.isdigit() also accepts '²', which int() refuses.
+        if not (item.isascii() and item.isdigit()) or not 0 < int(item) < 2**31:
             raise TooMany(
                 f"{field} must be comma-separated run ids",
                 fields=[{"path": field, "message": f"not a run id: {item[:40]!r}"}],
