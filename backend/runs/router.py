@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
-from backend.db import repositories
 from backend.db.models import Run
 from backend.deps import (
     PathId,
@@ -153,13 +152,14 @@ def list_runs(
         include_deleted=include_deleted,
     )
     rows, total = service.list_run_rows(
-        session, filters, limit=limit, offset=offset, sort=sort, include_config=include_config
+        session,
+        filters,
+        limit=limit,
+        offset=offset,
+        sort=sort,
+        include_config=include_config,
+        latest_keys=metrics.parse_list(latest, field="latest", limit=metrics.MAX_KEYS_PER_QUERY),
     )
-    keys = metrics.parse_list(latest, field="latest", limit=metrics.MAX_KEYS_PER_QUERY)
-    if keys:
-        values = repositories.latest_values(session, [row["id"] for row in rows], keys)
-        for row in rows:
-            row["latest"] = values[row["id"]]
     # RunList's shape from typed columns, without a model per run (a page holds up to 1,000;
     # validating and re-validating them was most of the route's time). A test checks that the
     # body is a fixed point of RunList validation.
