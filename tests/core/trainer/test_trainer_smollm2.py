@@ -26,16 +26,14 @@ from unisd_core.networks import Networks, build_networks
 from unisd_core.scoring import forward_completions, pack
 from unisd_core.teachers.contexts import teacher_messages
 
-# Opt-in: on a 2-core CPU this test takes 5-30 minutes. Measured on gold answers it failed
-# (1.08 -> 1.22: the objective never sees that text); the tiny-model test in
-# test_trainer_learning.py guards the direction of the update in every `make test`.
-# Run it with UNISD_TEST_REAL_MODEL=1.
+# Slow (5-25 minutes on 2 shared cores), still part of `make test`. Measured on gold answers it
+# failed (1.08 -> 1.22: text the on-policy objective never sees). UNISD_SKIP_REAL_MODEL=1 skips it
+# for quick local runs.
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.timeout(1800),
+    pytest.mark.timeout(2400),
     pytest.mark.skipif(
-        os.environ.get("UNISD_TEST_REAL_MODEL") != "1",
-        reason="real-model test is opt-in (UNISD_TEST_REAL_MODEL=1): slow on CPU, not yet passing",
+        os.environ.get("UNISD_SKIP_REAL_MODEL") == "1", reason="UNISD_SKIP_REAL_MODEL=1"
     ),
 ]
 
