@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import APIRouter, Depends, FastAPI
 
 from backend.analysis.router import router as analysis_router
@@ -19,11 +23,42 @@ from backend.settings import Settings, get_settings
 from backend.sweeps.router import router as sweeps_router
 
 API_PREFIX = "/api/v1"
+#: Allocations between young-generation collections (CPython's default is 700).
+GC_YOUNG_THRESHOLD = 20_000
+_gc_tuned = False
+
+
+def tune_gc() -> None:
+    """Make the garbage collector cheap for a long-running server (once per process).
+
+    Everything alive once the app is built (modules, FastAPI, pydantic and SQLAlchemy
+    structures: hundreds of thousands of objects that live as long as the process) is moved
+    out of the collector's sight with `gc.freeze()`, and young collections run every 20,000
+    allocations instead of 700. A response of a few thousand points allocates tens of
+    thousands of objects; before this, the collections it set off, each walking that whole
+    heap, took a third of the time of a 5,000-point history and half of a 20-run series.
+    """
+    global _gc_tuned
+    if _gc_tuned:
+        return
+    _gc_tuned = True
+    gc.collect()  # what is garbage now is not frozen
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    tune_gc()  # at server start: the app and everything it imports exist by then
+    yield
 
 
 def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="UniSD Studio", version="0.2.0", openapi_url="/openapi.json")
+    app = FastAPI(
+        title="UniSD Studio", version="0.2.0", openapi_url="/openapi.json", lifespan=lifespan
+    )
     app.state.settings = settings
     install_error_handlers(app)
     install_observability(app, settings)

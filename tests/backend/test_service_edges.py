@@ -44,3 +44,15 @@ def test_local_mode_acts_as_one_local_admin(client: TestClient) -> None:
     run = client.post("/api/v1/runs", json={}).json()
     assert run["created_by"] == me["user_id"]
     assert client.get("/api/v1/auth/me").json()["user_id"] == me["user_id"]
+
+
+def test_a_started_server_freezes_its_startup_heap_for_the_collector(team: Team) -> None:
+    """Once the app has started, what it imported and built is out of the collector's sight
+    and young collections are rarer (large responses set off far fewer, cheaper ones)."""
+    import gc
+
+    from backend.main import GC_YOUNG_THRESHOLD
+
+    assert team.client.get("/api/v1/health").status_code == 200
+    assert gc.get_freeze_count() > 10_000
+    assert gc.get_threshold()[0] == GC_YOUNG_THRESHOLD
