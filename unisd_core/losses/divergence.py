@@ -14,16 +14,24 @@ With `chunk_size` set, rows (positions) are processed `chunk_size` at a time by 
 function that keeps nothing of size `[B, T, V]` except the gradient it must return: both the
 forward and the backward recompute the softmaxes chunk by chunk. This keeps a 150k-vocabulary
 divergence within a fixed memory budget, and avoids the several vocabulary-sized intermediates
-that autograd would otherwise store per position.
+that autograd would otherwise store per position. Within a chunk, rows go through the
+vocabulary-wide arithmetic a few at a time (`PIECE_ELEMENTS` per temporary), so every
+intermediate stays cache-sized: a 256 x 49k chunk's temporaries are 50 MB each, which the
+allocator maps fresh from the OS (page faults) on every use; pieces of ~1M elements are recycled.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from torch import Tensor
 from torch.nn import functional as F
+
+#: Elements (rows x vocabulary) of one piece of the chunked computation: ~4 MB per fp32
+#: temporary. Measured on a 2-core CPU at a 49k vocabulary: 3x faster than 256-row pieces.
+PIECE_ELEMENTS = 1 << 20
 
 
 def token_divergence(
@@ -71,10 +79,18 @@ def _upcast(x: Tensor) -> Tensor:
     return x if x.dtype == torch.float64 else x.float()
 
 
+def _log_probs(logits: Tensor, temperature: float) -> Tensor:
+    """log softmax(logits / temperature), without the scaled copy at temperature 1."""
+    scaled = _upcast(logits)
+    if temperature != 1.0:
+        scaled = scaled / temperature
+    return F.log_softmax(scaled, dim=-1)
+
+
 def _divergence_rows(student: Tensor, teacher: Tensor, alpha: float, temperature: float) -> Tensor:
     """Plain autograd version on `[N, V]` rows; also the reference the chunked path is tested on."""
-    log_s = F.log_softmax(_upcast(student) / temperature, dim=-1)
-    log_t = F.log_softmax(_upcast(teacher) / temperature, dim=-1)
+    log_s = _log_probs(student, temperature)
+    log_t = _log_probs(teacher, temperature)
     if alpha == 0.0:
         return _kl(log_t, log_s)
     if alpha == 1.0:
@@ -89,10 +105,9 @@ def _kl(log_p: Tensor, log_q: Tensor) -> Tensor:
 
 
 def _log_mixture(log_t: Tensor, log_s: Tensor, alpha: float) -> Tensor:
-    """log(alpha * p_T + (1 - alpha) * p_S), stable in log space."""
-    weights = torch.tensor([alpha, 1.0 - alpha], dtype=log_t.dtype, device=log_t.device).log()
-    stacked = torch.stack([log_t + weights[0], log_s + weights[1]])
-    return torch.logsumexp(stacked, dim=0)
+    """log(alpha * p_T + (1 - alpha) * p_S), stable in log space (one fused logaddexp rather
+    than a stacked logsumexp, which makes several copies of both operands)."""
+    return torch.logaddexp(log_t + math.log(alpha), log_s + math.log1p(-alpha))
 
 
 def _divergence_grad_rows(
@@ -105,8 +120,8 @@ def _divergence_grad_rows(
     * reverse KL: `g = log p_S - log p_T + 1` (the constant cancels);
     * JSD: `g = (1 - alpha) * (log p_S - log M)` (the terms in `p / M` cancel exactly).
     """
-    log_s = F.log_softmax(_upcast(student) / temperature, dim=-1)
-    log_t = F.log_softmax(_upcast(teacher) / temperature, dim=-1)
+    log_s = _log_probs(student, temperature)
+    log_t = _log_probs(teacher, temperature)
     p_s = torch.exp(log_s)
     if alpha == 0.0:
         return (p_s - torch.exp(log_t)) / temperature
@@ -116,6 +131,11 @@ def _divergence_grad_rows(
         g = (1.0 - alpha) * (log_s - _log_mixture(log_t, log_s, alpha))
     centred = g - torch.sum(p_s * g, dim=-1, keepdim=True)
     return p_s * centred / temperature
+
+
+def _piece_rows(chunk_size: int, vocab: int) -> int:
+    """Rows per piece: at most `chunk_size` (the caller's memory bound), ~PIECE_ELEMENTS."""
+    return max(1, min(chunk_size, PIECE_ELEMENTS // max(1, vocab)))
 
 
 class _ChunkedDivergence(torch.autograd.Function):
@@ -129,11 +149,12 @@ class _ChunkedDivergence(torch.autograd.Function):
         chunk_size: int,
     ) -> Tensor:
         ctx.save_for_backward(student, teacher)
-        ctx.alpha, ctx.temperature, ctx.chunk_size = alpha, temperature, chunk_size
+        ctx.alpha, ctx.temperature = alpha, temperature
+        ctx.rows = _piece_rows(chunk_size, student.shape[-1])
         with torch.no_grad():
             pieces = [
                 _divergence_rows(s, t, alpha, temperature)
-                for s, t in zip(student.split(chunk_size), teacher.split(chunk_size), strict=True)
+                for s, t in zip(student.split(ctx.rows), teacher.split(ctx.rows), strict=True)
             ]
         if not pieces:
             return _upcast(student).new_zeros((0,))
@@ -143,8 +164,8 @@ class _ChunkedDivergence(torch.autograd.Function):
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         student, teacher = ctx.saved_tensors
         grad = torch.empty_like(student)
-        for start in range(0, student.shape[0], ctx.chunk_size):
-            rows = slice(start, start + ctx.chunk_size)
+        for start in range(0, student.shape[0], ctx.rows):
+            rows = slice(start, start + ctx.rows)
             local = _divergence_grad_rows(student[rows], teacher[rows], ctx.alpha, ctx.temperature)
             grad[rows] = (local * grad_out[rows, None]).to(grad.dtype)
         return grad, None, None, None, None

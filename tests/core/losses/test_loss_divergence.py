@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from unisd_core.losses import token_divergence
+from unisd_core.losses import divergence, token_divergence
 
 B, T, V = 2, 5, 11
 
@@ -88,6 +88,25 @@ def test_chunked_equals_unchunked_values_and_gradients(alpha: float, tau: float)
     assert s_plain.grad is not None
     assert s_chunk.grad is not None
     assert torch.allclose(s_plain.grad, s_chunk.grad, atol=1e-10)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0])
+def test_pieces_smaller_than_the_chunk_change_nothing(
+    alpha: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows go through the vocabulary-wide arithmetic in cache-sized pieces within a chunk."""
+    s0, t = _logits(17), _logits(18)
+    whole = s0.clone().requires_grad_(True)
+    pieces = s0.clone().requires_grad_(True)
+    upstream = torch.rand(B, T, dtype=torch.float64)
+    out_whole = token_divergence(whole, t, alpha=alpha, temperature=0.7, chunk_size=B * T)
+    monkeypatch.setattr(divergence, "PIECE_ELEMENTS", 3 * V)  # three rows per piece
+    out_pieces = token_divergence(pieces, t, alpha=alpha, temperature=0.7, chunk_size=B * T)
+    assert torch.allclose(out_whole, out_pieces, atol=1e-12)
+    (out_whole * upstream).sum().backward()
+    (out_pieces * upstream).sum().backward()
+    assert whole.grad is not None and pieces.grad is not None
+    assert torch.allclose(whole.grad, pieces.grad, atol=1e-12)
 
 
 def test_chunked_gradient_passes_gradcheck() -> None:
