@@ -106,8 +106,13 @@ def train(
     nets.train_model = parallel.train_model
     _seed_rank(cfg.train.seed, group.rank)
     total = total_steps(cfg, len(examples))
+    # fused: one kernel over all tensors (CPU and CUDA); the for-loop default took 0.67 s of a
+    # 6 s SmolLM2 full fine-tuning step on a CPU core, fused 0.17 s. Same update rule.
     optimizer = torch.optim.AdamW(
-        nets.trainable_parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
+        nets.trainable_parameters(),
+        lr=cfg.train.lr,
+        weight_decay=cfg.train.weight_decay,
+        fused=True,
     )
     scheduler = get_scheduler(
         "constant_with_warmup" if cfg.train.schedule == "constant" else cfg.train.schedule,
