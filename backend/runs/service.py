@@ -312,7 +312,8 @@ def list_run_rows(
     width = len(columns)
     rows = []
     for values in page:
-        row = dict(zip(names, values[:width], strict=True))
+        # zip stops at the run columns: the total, tags and latest values follow them
+        row = dict(zip(names, values, strict=False))
         joined_tags = values[width + 1]
         row["tags"] = sorted(joined_tags.split(TAG_SEPARATOR)) if joined_tags else []
         if latest_keys:
