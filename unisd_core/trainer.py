@@ -3,9 +3,10 @@
 Read top to bottom. `train` loads data (before the model, so data errors come first), builds the
 student and teacher(s), plans the teacher contexts, then runs one optimizer step per iteration:
 
-    on_policy_distill: sample y ~ student(x); score y under the student and, in one padded
-                       teacher forward, under the gold, auxiliary and negative contexts; combine
-                       the enabled components (objectives.py); step; EMA-sync the teacher.
+    on_policy_distill: sample y ~ student(x); score y under the student and, in padded teacher
+                       forwards batched by prompt length (teachers/passes.py), under the gold,
+                       auxiliary and negative contexts; combine the enabled components
+                       (objectives.py); step; EMA-sync the teacher.
     sft:               NLL of the gold demonstration given the student prompt.
     ssd:               NLL of the base model's own sample (drawn once per example, cached).
     none:              no training (the `base` preset: evaluate the base model).
