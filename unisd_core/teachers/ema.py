@@ -67,12 +67,19 @@ def _adapter_layers(model: nn.Module, adapter: str) -> list[Any]:
     return [m for m in model.modules() if adapter in getattr(m, "lora_A", {})]
 
 
+#: Weight dtypes whose merged weights keep the adapter: in bfloat16 (8 mantissa bits) a small
+#: update added to a weight rounds away, so half-precision models keep peft's own path.
+FOLDABLE_DTYPES = (torch.float32, torch.float64)
+
+
 def can_fold(model: nn.Module, adapter: str) -> bool:
-    """Whether every layer of `adapter` is plain LoRA on an `nn.Linear` (no DoRA or other
-    variant), whose `base + adapter` output is exactly a linear map with merged weights."""
+    """Whether every layer of `adapter` is plain LoRA on a full-precision `nn.Linear` (no DoRA
+    or other variant), whose `base + adapter` output is exactly a linear map with merged
+    weights."""
     layers = _adapter_layers(model, adapter)
     return bool(layers) and all(
         isinstance(getattr(m, "base_layer", None), nn.Linear)
+        and m.base_layer.weight.dtype in FOLDABLE_DTYPES
         and hasattr(m, "get_delta_weight")
         and adapter not in getattr(m, "lora_variant", {})
         for m in layers

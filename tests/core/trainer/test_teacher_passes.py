@@ -145,6 +145,14 @@ def test_folded_ema_adapter_matches_peft_and_leaves_weights_untouched() -> None:
     assert all(p.grad is not None for p in nets.trainable_parameters())
 
 
+def test_half_precision_weights_are_not_folded() -> None:
+    nets = _perturbed_ema_networks("unisd_star")
+    assert can_fold(nets.student, EMA_ADAPTER)
+    nets.student.to(torch.bfloat16)  # a merged bf16 weight would round the adapter away
+    assert not can_fold(nets.student, EMA_ADAPTER)
+    assert not can_fold(nets.student, "no-such-adapter")
+
+
 def test_teacher_forward_folds_the_ema_adapter() -> None:
     nets = _perturbed_ema_networks("unisd_star")
     batch = pack([[5, 6, 7], [8, 9]], [[1, 2], [3]], pad_id=0)
