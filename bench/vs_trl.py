@@ -4,8 +4,9 @@ Both trainers run GKD in self-distillation mode (the teacher is the same model a
 on the same weights, the same prompts in the same order, and the same settings: fully on-policy
 (TRL `lmbda=1.0`, ours `train.on_policy_fraction=1.0`), sampling at temperature 1 and top-p 1,
 generalised JSD with beta/alpha 0.5, AdamW at a constant learning rate, fp32, no gradient
-checkpointing. One difference is the method's and stays: our teacher is shown the gold-context
-prompt (method.md 1), TRL's teacher sees the student's prompt.
+checkpointing, no dropout (TRL's GKD default; with `--lora` both use our LoRA rank, alpha and
+targets). One difference is the method's and stays: our teacher is shown the gold-context prompt
+(method.md 1), TRL's teacher sees the student's prompt.
 
     .venv/bin/python bench/vs_trl.py --model builtin:tiny-random
     OMP_NUM_THREADS=2 .venv/bin/python bench/vs_trl.py --model builtin:smollm2-135m-instruct \\
@@ -25,14 +26,18 @@ a shared machine's load swings hit both alike and they never compete with each o
 per step after `--warmup` unmeasured steps: wall seconds of the whole optimizer step and of
 generation (the rest of the step is forward student + teacher, loss, backward, optimizer), the
 same in process CPU seconds (steadier than wall time on a shared machine), and the completion
-length. Peak memory is the growth of the process's peak RSS (getrusage maxrss) over its RSS
-once the libraries are imported, before the model loads; it includes allocator slack on both
-sides.
+length. By default every rollout is exactly `--new-tokens` long on both sides (EOS is masked
+until then), so both trainers score the same number of tokens: with EOS allowed the two
+samplers' different random streams give different lengths, hence different work
+(`--natural-length`). Peak memory is the growth of the process's peak RSS (getrusage maxrss)
+over its RSS once the libraries are imported, before the model loads; it includes allocator
+slack on both sides.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import resource
@@ -164,6 +169,7 @@ def build_spec(args: argparse.Namespace, model_dir: Path) -> dict[str, Any]:
         "new_tokens": args.new_tokens,
         "lr": LEARNING_RATE,
         "lora": lora_settings(cfg) if args.lora else None,
+        "full_length": not args.natural_length,
     }
 
 
@@ -184,7 +190,8 @@ def ours_config(args: argparse.Namespace) -> dict[str, Any]:
         "model": {
             "name_or_path": args.model,
             "dtype": "float32",
-            "lora": {"enabled": bool(args.lora)},
+            # TRL's GKD zeroes every dropout (its `disable_dropout` default), LoRA's included.
+            "lora": {"enabled": bool(args.lora), "dropout": 0.0},
         },
         "data": {
             "max_prompt_length": args.prompt_length,
@@ -344,6 +351,8 @@ def worker_ours(spec: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(spec["threads"])
     cfg = RunConfig.model_validate(config)
+    if spec["full_length"]:
+        suppress_eos_in_generate()
     gen_spans: list[tuple[float, float]] = []
     ends: list[float] = []
     original_generate = generation.generate
@@ -385,6 +394,23 @@ def worker_ours(spec: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
             }
         )
     return {"steps": steps, "peak_gb": peak_rss_gb() - base, "peak_abs_gb": peak_rss_gb()}
+
+
+def suppress_eos_in_generate() -> None:
+    """Every HF `generate` call in this process runs to `max_new_tokens` (EOS is masked until
+    then, `min_new_tokens`): our trainer builds its generation config internally, so the bench
+    sets the same limit TRL's side sets on its trainer's config."""
+    from transformers.generation.utils import GenerationMixin
+
+    original = GenerationMixin.generate
+
+    def generate(self: Any, *args: Any, generation_config: Any = None, **kwargs: Any) -> Any:
+        if generation_config is not None and generation_config.max_new_tokens:
+            generation_config = copy.deepcopy(generation_config)
+            generation_config.min_new_tokens = generation_config.max_new_tokens
+        return original(self, *args, generation_config=generation_config, **kwargs)
+
+    GenerationMixin.generate = generate  # type: ignore[method-assign]
 
 
 # --- worker: TRL (runs in the TRL venv: no project imports) -------------------------------------
@@ -474,6 +500,8 @@ def worker_trl(spec: dict[str, Any]) -> dict[str, Any]:
         callbacks=[StepClock()],
         peft_config=peft_config,
     )
+    if spec["full_length"]:
+        trainer.generation_config.min_new_tokens = spec["new_tokens"]
     trainer.train()
     steps = []
     for i in range(spec["warmup"], total):
@@ -534,6 +562,12 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     parser.add_argument("--lora", action="store_true", help="train LoRA adapters on both sides")
+    parser.add_argument(
+        "--natural-length",
+        action="store_true",
+        help="let EOS end rollouts (default: every rollout is --new-tokens long on both sides, "
+        "so both score the same number of tokens whatever the samples)",
+    )
     parser.add_argument("--trl-python", default=DEFAULT_TRL_PYTHON)
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "unisd-bench"))
     parser.add_argument("--json", type=Path, default=None, help="also write raw per-step rows")
