@@ -28,6 +28,15 @@ EXPECTED_TABLES = {
 }
 
 
+#: A run row with only the columns every revision since 0001 requires (raw SQL: no ORM model
+#: matches an old revision).
+INSERT_BARE_RUN = (
+    "INSERT INTO run (status, config, config_hash, base_model, dataset, seed, queue, attempt, "
+    "cancel_requested, step, total_steps, progress, created_at) VALUES ('queued', '{}', 'h', "
+    "'m', 'd', 1, 'cpu', 0, false, 0, 1, 0, '2026-11-27 00:00:00')"
+)
+
+
 def tables(url: str) -> set[str]:
     engine = make_engine(url)
     try:
@@ -79,14 +88,7 @@ def test_existing_runs_survive_the_accounts_migration(tmp_path) -> None:
     engine = make_engine(url)
     try:
         with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO run (status, config, config_hash, base_model, dataset, seed, "
-                    "queue, attempt, cancel_requested, step, total_steps, progress, created_at) "
-                    "VALUES ('queued', '{}', 'h', 'm', 'd', 1, 'cpu', 0, 0, 0, 1, 0, "
-                    "'2026-11-27 00:00:00')"
-                )
-            )
+            conn.execute(text(INSERT_BARE_RUN))
         upgrade(url)
         with engine.connect() as conn:
             row = conn.execute(text("SELECT agreement, clipping, gpus, deleted_at FROM run")).one()
@@ -119,14 +121,7 @@ def test_metric_points_survive_the_rekeying_both_ways(
     ]
     try:
         with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO run (status, config, config_hash, base_model, dataset, seed, "
-                    "queue, attempt, cancel_requested, step, total_steps, progress, created_at) "
-                    "VALUES ('queued', '{}', 'h', 'm', 'd', 1, 'cpu', 0, false, 0, 1, 0, "
-                    "'2026-11-27 00:00:00')"
-                )
-            )
+            conn.execute(text(INSERT_BARE_RUN))
             for row in points:
                 conn.execute(
                     text(

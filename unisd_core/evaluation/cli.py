@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 
@@ -32,7 +32,7 @@ ITEMS_FILE = "items.jsonl"
 REPORT_FILE = "report.json"
 STATE_FILE = "eval_state.json"
 DEFAULT_MAX_NEW_TOKENS = 256
-ENGINES: tuple[EvalEngine, ...] = ("auto", "hf", "vllm")
+ENGINES: tuple[EvalEngine, ...] = get_args(EvalEngine)
 VLLM_CHUNK = 256  # items generated (and saved) together by vLLM
 
 
