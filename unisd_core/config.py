@@ -219,6 +219,24 @@ class TrainConfig(ConfigBlock):
     max_new_tokens: int = Field(
         64, ge=1, le=32768, description="Generation budget per rollout (tokens)."
     )
+    rollout_engine: EvalEngine = Field(
+        "auto",
+        description=(
+            "Sampler of on-policy rollouts: 'hf' (transformers generate on the student), "
+            "'vllm' (a vLLM engine in the training process, given the student's weights after "
+            "every optimizer step; needs the vllm package, a CUDA device and resources.gpus 1) "
+            "or 'auto' (vLLM where it can run, else HF)."
+        ),
+    )
+    rollout_gpu_memory: float = Field(
+        0.3,
+        gt=0.0,
+        lt=1.0,
+        description=(
+            "With vLLM rollouts: the share of the GPU's memory the vLLM engine takes for its "
+            "weights and KV cache (the rest stays with training)."
+        ),
+    )
     on_policy_fraction: float = Field(
         1.0,
         ge=0.0,
@@ -497,6 +515,17 @@ class RunConfig(ConfigBlock):
                 f"must split evenly over resources.gpus={gpus} GPUs and grad_accum="
                 f"{train.grad_accum} micro-batches each (a multiple of {gpus * train.grad_accum})",
                 train.batch_size,
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _vllm_rollouts_on_one_gpu(self) -> RunConfig:
+        if self.train.rollout_engine == "vllm" and self.resources.gpus > 1:
+            raise field_error(
+                ("train", "rollout_engine"),
+                "vLLM rollouts run one engine in the training process: use resources.gpus 1, "
+                "or 'auto'/'hf' (HF generate on every GPU)",
+                "vllm",
             )
         return self
 

@@ -21,6 +21,7 @@ ranks, and rank 0 alone reports, writes samples and writes checkpoints.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
@@ -48,6 +49,7 @@ from unisd_core.objectives import (
     mean_metrics,
     negative_log_likelihood,
 )
+from unisd_core.rollouts import Rollouts, build_rollouts, rollout_engine
 from unisd_core.scoring import Packed, forward_completions, pack
 from unisd_core.teachers import cache, contexts, passes
 from unisd_core.teachers.negatives import (
@@ -96,7 +98,10 @@ def train(
     _preflight(cfg, examples)
     if cfg.objective == "none":
         return TrainResult(steps_completed=0, stopped_early=False)
-    group = distributed.join(cfg, pick_device(cfg))
+    device = pick_device(cfg)
+    if cfg.objective == "on_policy_distill":
+        rollout_engine(cfg, device)  # an engine that cannot run fails before any model loads
+    group = distributed.join(cfg, device)
     resume_path = _resolve_resume(resume_from, cfg)
     device = group.device
 
@@ -124,85 +129,90 @@ def train(
     order = batch_order(len(examples), cfg.train.batch_size, total, cfg.train.seed)
     step_fn = StepRunner(cfg, nets, examples, parallel)
 
-    start = 0
-    if resume_path is not None:
-        restored = ckpt.load_checkpoint(
-            resume_path,
-            networks=nets,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            prepare_weights=parallel.weights_to_shards(nets),
-        )
-        parallel.shard_optimizer_state(optimizer)
-        start = restored.step
-        step_fn.load_extra(restored.extra)
-
-    def save(step: int) -> Path | None:
-        if out is None:
-            return None
-        # Every rank takes part in these: they gather RNG states (and FSDP shards).
-        extra = step_fn.extra()
-        weights = parallel.full_weights(nets)
-        optimizer_state = parallel.full_optimizer_state(optimizer)
-        path = None
-        if group.is_main:  # the ranks' weights and optimizer states are the same
-            path = ckpt.save_checkpoint(
-                out,
-                step=step,
-                cfg=cfg,
+    try:
+        start = 0
+        if resume_path is not None:
+            restored = ckpt.load_checkpoint(
+                resume_path,
                 networks=nets,
                 optimizer=optimizer,
                 scheduler=scheduler,
-                extra=extra,
-                meta={"total_steps": total, **step_fn.info},
-                weights=weights,
-                optimizer_state=optimizer_state,
+                prepare_weights=parallel.weights_to_shards(nets),
             )
-        # The others wait here until the checkpoint is complete, then learn where it is.
-        return group.broadcast(path)
+            parallel.shard_optimizer_state(optimizer)
+            start = restored.step
+            step_fn.load_extra(restored.extra)
 
-    last_saved: Path | None = None
-    last_saved_step = start
-    for step in range(start + 1, total + 1):
-        if group.any(stop()):  # one rank asked (a cancel flag read at another moment): all stop
-            return TrainResult(step - 1, True, save(step - 1), dict(step_fn.info))
-        started = time.perf_counter()
-        metrics = step_fn.run(group.shard(order[step - 1]), step)
-        grad_norm = parallel.grad_norm(
-            torch.nn.utils.clip_grad_norm_(nets.trainable_parameters(), cfg.train.max_grad_norm)
-        )
-        metrics["train/lr"] = float(scheduler.get_last_lr()[0])
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        metrics["train/grad_norm"] = grad_norm
-        if cfg.objective == "on_policy_distill" and cfg.ema.enabled:
-            if step % cfg.ema.ref_model_sync_steps == 0:
-                metrics["ema/tensors_updated"] = float(nets.ema_sync(cfg.ema.ref_model_mixup_beta))
-            metrics["ema/teacher_drift"] = parallel.ema_drift(nets)
-        step_fn.share_caches()
-        metrics["sys/step_s"] = time.perf_counter() - started
-        metrics["sys/peak_mem_gb"] = peak_memory_gb(device)
-        metrics = group.reduce_metrics(metrics)
-        metrics["sys/tokens_per_s"] = metrics.pop("_tokens") / max(metrics["sys/step_s"], 1e-9)
-        if step == start + 1:
-            # Epoch-based runs learn their length only here: hosts read it for progress and ETA.
-            metrics["train/total_steps"] = float(total)
-        if group.is_main:
-            sink(step, metrics)
-        sampled = cfg.train.sample_every and step % cfg.train.sample_every == 0
-        if out is not None and sampled and group.is_main:
-            step_fn.write_samples(out / "samples.jsonl", step)
-        if (
-            out is not None
-            and cfg.train.checkpoint_every
-            and step % cfg.train.checkpoint_every == 0
-        ):
-            last_saved, last_saved_step = save(step), step
-    if out is not None and last_saved_step != total:
-        last_saved = save(total)
-    group.barrier()  # every rank is done before any of them moves on (rank 0: to evaluating)
-    return TrainResult(total, False, last_saved, dict(step_fn.info))
+        def save(step: int) -> Path | None:
+            if out is None:
+                return None
+            # Every rank takes part in these: they gather RNG states (and FSDP shards).
+            extra = step_fn.extra()
+            weights = parallel.full_weights(nets)
+            optimizer_state = parallel.full_optimizer_state(optimizer)
+            path = None
+            if group.is_main:  # the ranks' weights and optimizer states are the same
+                path = ckpt.save_checkpoint(
+                    out,
+                    step=step,
+                    cfg=cfg,
+                    networks=nets,
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    extra=extra,
+                    meta={"total_steps": total, **step_fn.info},
+                    weights=weights,
+                    optimizer_state=optimizer_state,
+                )
+            # The others wait here until the checkpoint is complete, then learn where it is.
+            return group.broadcast(path)
+
+        last_saved: Path | None = None
+        last_saved_step = start
+        for step in range(start + 1, total + 1):
+            if group.any(stop()):  # one rank asked (a cancel flag read at another moment): all stop
+                return TrainResult(step - 1, True, save(step - 1), dict(step_fn.info))
+            started = time.perf_counter()
+            metrics = step_fn.run(group.shard(order[step - 1]), step)
+            grad_norm = parallel.grad_norm(
+                torch.nn.utils.clip_grad_norm_(nets.trainable_parameters(), cfg.train.max_grad_norm)
+            )
+            metrics["train/lr"] = float(scheduler.get_last_lr()[0])
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            metrics["train/grad_norm"] = grad_norm
+            if cfg.objective == "on_policy_distill" and cfg.ema.enabled:
+                if step % cfg.ema.ref_model_sync_steps == 0:
+                    metrics["ema/tensors_updated"] = float(
+                        nets.ema_sync(cfg.ema.ref_model_mixup_beta)
+                    )
+                metrics["ema/teacher_drift"] = parallel.ema_drift(nets)
+            step_fn.share_caches()
+            metrics["sys/step_s"] = time.perf_counter() - started
+            metrics["sys/peak_mem_gb"] = peak_memory_gb(device)
+            metrics = group.reduce_metrics(metrics)
+            metrics["sys/tokens_per_s"] = metrics.pop("_tokens") / max(metrics["sys/step_s"], 1e-9)
+            if step == start + 1:
+                # Epoch-based runs learn their length only here: hosts read it for progress and ETA.
+                metrics["train/total_steps"] = float(total)
+            if group.is_main:
+                sink(step, metrics)
+            sampled = cfg.train.sample_every and step % cfg.train.sample_every == 0
+            if out is not None and sampled and group.is_main:
+                step_fn.write_samples(out / "samples.jsonl", step)
+            if (
+                out is not None
+                and cfg.train.checkpoint_every
+                and step % cfg.train.checkpoint_every == 0
+            ):
+                last_saved, last_saved_step = save(step), step
+        if out is not None and last_saved_step != total:
+            last_saved = save(total)
+        group.barrier()  # every rank is done before any of them moves on (rank 0: to evaluating)
+        return TrainResult(total, False, last_saved, dict(step_fn.info))
+    finally:
+        step_fn.close()  # a vLLM rollout engine gives its GPU memory back
 
 
 # --- one optimizer step ------------------------------------------------------------------------
@@ -242,6 +252,8 @@ class StepRunner:
         # Drawn on this rank since the last `share_caches` (multi-GPU runs only).
         self._fresh_ssd: dict[int, list[int]] = {}
         self._fresh_negatives: dict[int, Negative] = {}
+        if cfg.objective == "on_policy_distill":
+            self.info["rollout_engine"] = rollout_engine(cfg, nets.device)
         self.plan: contexts.AuxiliaryPlan | None = None
         if cfg.objective == "on_policy_distill" and cfg.agreement.enabled:
             self.plan = contexts.plan_auxiliary(
@@ -425,6 +437,15 @@ class StepRunner:
         for n, micro in enumerate(micros):
             yield micro, self.parallel.gradient_sync(sync=n == len(micros) - 1)
 
+    @functools.cached_property
+    def rollouts(self) -> Rollouts:
+        """The sampler of on-policy rollouts, started at the first one (vLLM takes a while)."""
+        return build_rollouts(self.cfg, self.nets.student, self.tokenizer)
+
+    def close(self) -> None:
+        if "rollouts" in self.__dict__:  # started (cached_property stores it on the instance)
+            self.rollouts.close()
+
     def _seed(self, step: int) -> int:
         """The sampling seed of this rank at `step` (rank 0: the single-process seed)."""
         return (_step_seed(self.cfg.train.seed, step) + self.group.rank * RANK_SEED_STRIDE) % (
@@ -477,14 +498,12 @@ class StepRunner:
             )
         gen_started = time.perf_counter()
         with self.parallel.gathered():
-            rollouts = generation.generate(
-                self.nets.student,
-                self.tokenizer,
+            rollouts = self.rollouts.sample(
                 [self.student_prompt(i) for i in indices],
+                version=step - 1,  # optimizer steps taken: the weights' version
                 max_new_tokens=cfg.train.max_new_tokens,
                 temperature=cfg.train.temperature,
                 top_p=cfg.train.top_p,
-                batch_size=len(indices),
                 seed=self._seed(step),
             )
         gen_seconds = time.perf_counter() - gen_started

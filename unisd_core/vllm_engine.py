@@ -1,7 +1,8 @@
 """Greedy evaluation through vLLM, for large evaluation runs on a GPU.
 
 vLLM is an optional extra (`pip install vllm` on a CUDA machine); the HF path in
-`unisd_core.generation` is always available and is what the trainer's rollouts use. vLLM loads
+`unisd_core.generation` is always available. (Training rollouts through vLLM live in
+`unisd_core.rollouts`.) vLLM loads
 weights from a folder, so the model being evaluated is first written out as a plain Hugging Face
 checkpoint: LoRA adapters merged into a copy of the base (the model in memory keeps its adapters,
 which the retention metrics need), full fine-tunes saved as they are. Prompts go in as token ids,
@@ -96,12 +97,12 @@ class VllmGreedy:
         requests = [{"prompt_token_ids": [int(t) for t in p]} for p in prompts]
         outputs = self.llm.generate(requests, params, use_tqdm=False)
         return [
-            _as_generation(prompt, out.outputs[0], self.eos_ids)
+            output_as_generation(prompt, out.outputs[0], self.eos_ids)
             for prompt, out in zip(prompts, outputs, strict=True)
         ]
 
 
-def _as_generation(prompt: Sequence[int], output: Any, eos_ids: Sequence[int]) -> Generation:
+def output_as_generation(prompt: Sequence[int], output: Any, eos_ids: Sequence[int]) -> Generation:
     """vLLM's completion in the HF path's shape: ids up to and including the first EOS."""
     ids = [int(t) for t in output.token_ids]
     finished = output.finish_reason == "stop"
@@ -141,6 +142,7 @@ __all__ = [
     "VllmGreedy",
     "choose_engine",
     "export_for_serving",
+    "output_as_generation",
     "vllm_generator",
     "vllm_installed",
 ]

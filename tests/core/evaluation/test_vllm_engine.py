@@ -19,7 +19,7 @@ from unisd_core.cli import app
 from unisd_core.generation import eos_token_ids, generate
 from unisd_core.vllm_engine import (
     EngineUnavailable,
-    _as_generation,
+    output_as_generation,
     choose_engine,
     export_for_serving,
     vllm_generator,
@@ -82,11 +82,11 @@ def test_vllm_outputs_follow_the_hf_conventions() -> None:
     stopped = SimpleNamespace(token_ids=(4, 5), text="w1 w2", finish_reason="stop", stop_reason=1)
     cut = SimpleNamespace(token_ids=(4, 5, 6), text="w1 w2 w3", finish_reason="length")
     kept = SimpleNamespace(token_ids=(4, 1), text="w1", finish_reason="stop", stop_reason=None)
-    assert _as_generation([9], stopped, eos).completion_ids == [4, 5, 1]
-    assert _as_generation([9], stopped, eos).finished
-    assert _as_generation([9], cut, eos).completion_ids == [4, 5, 6]
-    assert not _as_generation([9], cut, eos).finished
-    assert _as_generation([9], kept, eos).completion_ids == [4, 1]
+    assert output_as_generation([9], stopped, eos).completion_ids == [4, 5, 1]
+    assert output_as_generation([9], stopped, eos).finished
+    assert output_as_generation([9], cut, eos).completion_ids == [4, 5, 6]
+    assert not output_as_generation([9], cut, eos).finished
+    assert output_as_generation([9], kept, eos).completion_ids == [4, 1]
 
 
 @pytest.mark.gpu
