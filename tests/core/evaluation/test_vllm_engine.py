@@ -19,9 +19,9 @@ from unisd_core.cli import app
 from unisd_core.generation import eos_token_ids, generate
 from unisd_core.vllm_engine import (
     EngineUnavailable,
-    output_as_generation,
     choose_engine,
     export_for_serving,
+    output_as_generation,
     vllm_generator,
     vllm_installed,
 )
