@@ -12,3 +12,9 @@ echo "== trainer step: tiny model, bf16, cuda"
 echo "== trainer step: SmolLM2-135M-Instruct, bf16, cuda"
 "$PY" bench/trainer_step.py --model builtin:smollm2-135m-instruct --device cuda \
   --dtype bfloat16 --steps 4 --batch-size 8 --prompt-length 512 --new-tokens 64
+echo "== trainer step: SmolLM2-135M-Instruct, bf16, cuda, vLLM rollouts (skipped without vllm)"
+if "$PY" -c "import vllm" 2>/dev/null; then
+  "$PY" bench/trainer_step.py --model builtin:smollm2-135m-instruct --device cuda \
+    --dtype bfloat16 --steps 4 --batch-size 8 --prompt-length 512 --new-tokens 64 \
+    --rollout-engine vllm --presets sft gkd unisd_star
+fi

@@ -57,6 +57,7 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         "max_steps": args.warmup + args.steps,
         "batch_size": args.batch_size,
         "max_new_tokens": args.new_tokens,
+        "rollout_engine": args.rollout_engine,
     }
     if not args.keep_fraction:
         train["on_policy_fraction"] = 1.0
@@ -73,7 +74,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     """Run one preset in this process and return its per-step timings."""
     import torch
 
-    from unisd_core import generation
+    from unisd_core import generation, rollouts
     from unisd_core.config import RunConfig
     from unisd_core.trainer import train
 
@@ -82,25 +83,29 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     cfg = RunConfig.model_validate(_config(args))
     # Step boundaries come from the sink (called once at the end of every step); generation
     # calls are attributed to the step they happen in. The trainer calls `generate` through the
-    # module, so wrapping the module attribute sees rollouts and SSD samples alike.
+    # module, so wrapping the module attribute sees rollouts and SSD samples alike; vLLM
+    # rollouts (which never call it) are timed at their own sampler, weight push included.
     ends: list[tuple[float, float]] = []
     walls: list[float] = []
     gen = [[0.0, 0.0] for _ in range(args.warmup + args.steps + 1)]
-    original = generation.generate
 
-    def timed_generate(*a: Any, **k: Any) -> Any:
-        wall, cpu = time.perf_counter(), time.process_time()
-        out = original(*a, **k)
-        step = len(ends)  # steps finished so far = index of the current one
-        gen[step][0] += time.perf_counter() - wall
-        gen[step][1] += time.process_time() - cpu
-        return out
+    def timed(original: Any) -> Any:
+        def run(*a: Any, **k: Any) -> Any:
+            wall, cpu = time.perf_counter(), time.process_time()
+            out = original(*a, **k)
+            step = len(ends)  # steps finished so far = index of the current one
+            gen[step][0] += time.perf_counter() - wall
+            gen[step][1] += time.process_time() - cpu
+            return out
+
+        return run
 
     def sink(step: int, metrics: Any) -> None:
         ends.append((time.perf_counter(), time.process_time()))
         walls.append(float(metrics["sys/step_s"]))
 
-    generation.generate = timed_generate
+    generation.generate = timed(generation.generate)
+    rollouts.VllmRollouts.sample = timed(rollouts.VllmRollouts.sample)  # type: ignore[method-assign]
     start_rss = _rss_gb()
     cuda = torch.cuda.is_available() and args.device != "cpu"
     if cuda:
@@ -132,7 +137,7 @@ def _print(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print(
         f"model={args.model} batch={args.batch_size} prompt<={args.prompt_length} "
         f"new_tokens={args.new_tokens} steps={args.steps} after {args.warmup} warm-up "
-        f"threads={args.threads or 'default'} on_policy_fraction="
+        f"threads={args.threads or 'default'} rollouts={args.rollout_engine} on_policy_fraction="
         f"{'preset' if args.keep_fraction else 1.0}; load average {load} on {os.cpu_count()} CPUs"
     )
     print(
@@ -165,6 +170,12 @@ def main() -> None:
     parser.add_argument("--keep-fraction", action="store_true", help="presets' own on-policy share")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"))
+    parser.add_argument(
+        "--rollout-engine",
+        default="hf",
+        choices=("hf", "vllm", "auto"),
+        help="train.rollout_engine (vllm: needs the package and a GPU)",
+    )
     parser.add_argument(
         "--threads", type=int, default=0, help="torch intra-op threads (0: default)"
     )
