@@ -1,9 +1,9 @@
 """Teacher-forced scoring of completions: logits (and hidden states) at completion positions only.
 
 Rows are `[prompt ; completion]` with prompts left-padded and completions right-padded, so every
-completion starts at the same column `P` and the model only has to project the last `T + 1`
-positions onto the vocabulary (`logits_to_keep`). Position ids are computed from the attention
-mask, so left padding does not shift the positions a row sees.
+completion starts at the same column `P` and the model only has to project the `T` positions
+`P - 1 .. P + T - 2` onto the vocabulary (`logits_to_keep`). Position ids are computed from the
+attention mask, so left padding does not shift the positions a row sees.
 """
 
 from __future__ import annotations
@@ -88,19 +88,23 @@ def forward_completions(
     """Logits `[N, T, V]` predicting each completion token, and optionally the last hidden
     states `[N, T, H]` at the same positions (the lm_head input)."""
     t_width = batch.completion_width
+    p = batch.prompt_width
+    # Position P-1+j predicts completion token j: exactly these T positions go through the
+    # vocabulary projection. Keeping the last T+1 and dropping one made the logits a strided
+    # view, which every consumer copied (reshape) and whose backward filled a T+1-row zero tensor.
+    scored = torch.arange(p - 1, p - 1 + t_width, device=batch.input_ids.device)
     out = model(
         input_ids=batch.input_ids,
         attention_mask=batch.attention_mask,
         position_ids=batch.position_ids,
-        logits_to_keep=t_width + 1,
+        logits_to_keep=scored,
         output_hidden_states=hidden,
         use_cache=False,
         **model_kwargs,
     )
-    logits = out.logits[:, :-1, :]  # position P-1+j predicts completion token j
+    logits = out.logits
     states = None
     if hidden:
-        p = batch.prompt_width
         states = out.hidden_states[-1][:, p - 1 : p - 1 + t_width, :]
     return logits, states
 
