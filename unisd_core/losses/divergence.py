@@ -120,17 +120,35 @@ def _divergence_grad_rows(
     * reverse KL: `g = log p_S - log p_T + 1` (the constant cancels);
     * JSD: `g = (1 - alpha) * (log p_S - log M)` (the terms in `p / M` cancel exactly).
     """
+    return _value_and_grad_rows(student, teacher, alpha, temperature, value=False)[1]
+
+
+def _value_and_grad_rows(
+    student: Tensor, teacher: Tensor, alpha: float, temperature: float, *, value: bool = True
+) -> tuple[Tensor | None, Tensor]:
+    """The divergence per row (when `value`) and its closed-form gradient (see
+    `_divergence_grad_rows`), sharing the log-softmaxes and the log-mixture between the two.
+    Every expression is the one `_divergence_rows` and the gradient use on their own, so the
+    results are the same bits as computing them apart."""
     log_s = _log_probs(student, temperature)
     log_t = _log_probs(teacher, temperature)
     p_s = torch.exp(log_s)
+    per_row: Tensor | None = None
     if alpha == 0.0:
-        return (p_s - torch.exp(log_t)) / temperature
+        if value:
+            per_row = _kl(log_t, log_s)
+        return per_row, (p_s - torch.exp(log_t)) / temperature
     if alpha == 1.0:
+        if value:
+            per_row = _kl(log_s, log_t)
         g = log_s - log_t
     else:
-        g = (1.0 - alpha) * (log_s - _log_mixture(log_t, log_s, alpha))
+        log_m = _log_mixture(log_t, log_s, alpha)
+        if value:
+            per_row = alpha * _kl(log_t, log_m) + (1.0 - alpha) * _kl(log_s, log_m)
+        g = (1.0 - alpha) * (log_s - log_m)
     centred = g - torch.sum(p_s * g, dim=-1, keepdim=True)
-    return p_s * centred / temperature
+    return per_row, p_s * centred / temperature
 
 
 def _piece_rows(chunk_size: int, vocab: int) -> int:
@@ -139,6 +157,17 @@ def _piece_rows(chunk_size: int, vocab: int) -> int:
 
 
 class _ChunkedDivergence(torch.autograd.Function):
+    """Forward and backward piece by piece (see the module docstring).
+
+    Full-precision students (float32/64) get their gradient computed in the forward, from the
+    same log-softmaxes as the value, and kept until the backward, which only scales it by the
+    incoming per-row gradient: the backward then recomputes nothing (two log-softmaxes, the
+    log-mixture and the exponentials over the vocabulary), and the logits need not be kept for
+    it; the price is one `[N, V]` tensor held from the forward to the backward. A
+    half-precision student keeps the recompute-in-backward path: its gradient is rounded to
+    its dtype once, after the scaling, as before.
+    """
+
     @staticmethod
     def forward(
         ctx: Any,
@@ -148,20 +177,44 @@ class _ChunkedDivergence(torch.autograd.Function):
         temperature: float,
         chunk_size: int,
     ) -> Tensor:
-        ctx.save_for_backward(student, teacher)
         ctx.alpha, ctx.temperature = alpha, temperature
         ctx.rows = _piece_rows(chunk_size, student.shape[-1])
-        with torch.no_grad():
-            pieces = [
-                _divergence_rows(s, t, alpha, temperature)
-                for s, t in zip(student.split(ctx.rows), teacher.split(ctx.rows), strict=True)
-            ]
-        if not pieces:
+        ctx.grad = None
+        early = ctx.needs_input_grad[0] and student.dtype in (torch.float32, torch.float64)
+        if not early:
+            ctx.save_for_backward(student, teacher)
+        if student.shape[0] == 0:
             return _upcast(student).new_zeros((0,))
+        grad = torch.empty_like(student) if early else None
+        pieces = []
+        with torch.no_grad():
+            for start in range(0, student.shape[0], ctx.rows):
+                rows = slice(start, start + ctx.rows)
+                if grad is None:
+                    pieces.append(
+                        _divergence_rows(student[rows], teacher[rows], alpha, temperature)
+                    )
+                    continue
+                value, local = _value_and_grad_rows(
+                    student[rows], teacher[rows], alpha, temperature
+                )
+                assert value is not None
+                pieces.append(value)
+                grad[rows] = local
+        ctx.grad = grad
         return torch.cat(pieces)
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        if ctx.grad is not None:
+            # A fresh tensor, not the kept one scaled in place: the graph may be run backward
+            # more than once (retain_graph, Jacobians).
+            kept = ctx.grad
+            grad = torch.empty_like(kept)
+            for start in range(0, kept.shape[0], ctx.rows):
+                rows = slice(start, start + ctx.rows)
+                torch.mul(kept[rows], grad_out[rows, None], out=grad[rows])
+            return grad, None, None, None, None
         student, teacher = ctx.saved_tensors
         grad = torch.empty_like(student)
         for start in range(0, student.shape[0], ctx.rows):

@@ -120,6 +120,51 @@ def test_chunked_gradient_passes_gradcheck() -> None:
         )
 
 
+@pytest.mark.parametrize("alpha", [0.0, 0.4, 1.0])
+@pytest.mark.parametrize("tau", [1.0, 0.7])
+def test_gradient_kept_from_the_forward_is_the_recomputed_one(alpha: float, tau: float) -> None:
+    """Full-precision students get their gradient in the forward (shared log-softmaxes); it is
+    the same bits as the gradient the backward used to recompute, and so is the value."""
+    g = torch.Generator().manual_seed(21)
+    s0 = torch.randn(3, 4, 50, generator=g) * 4
+    t = torch.randn(3, 4, 50, generator=g) * 4
+    upstream = torch.rand(3, 4, generator=g)
+    s = s0.clone().requires_grad_(True)
+    out = token_divergence(s, t, alpha=alpha, temperature=tau, chunk_size=5)
+    (out * upstream).sum().backward()
+    assert s.grad is not None
+    rows_s, rows_t = s0.reshape(-1, 50), t.reshape(-1, 50)
+    piece = divergence._piece_rows(5, 50)
+    expected_grad = torch.cat(
+        [
+            divergence._divergence_grad_rows(a, b, alpha, tau) * w[:, None]
+            for a, b, w in zip(
+                rows_s.split(piece),
+                rows_t.split(piece),
+                upstream.reshape(-1).split(piece),
+                strict=True,
+            )
+        ]
+    )
+    expected_value = torch.cat(
+        [
+            divergence._divergence_rows(a, b, alpha, tau)
+            for a, b in zip(rows_s.split(piece), rows_t.split(piece), strict=True)
+        ]
+    )
+    assert torch.equal(s.grad.reshape(-1, 50), expected_grad)
+    assert torch.equal(out.detach().reshape(-1), expected_value)
+
+
+def test_kept_gradient_survives_a_second_backward() -> None:
+    s = _logits(19).float().requires_grad_(True)
+    t = _logits(20).float()
+    out = token_divergence(s, t, alpha=0.5, chunk_size=3).sum()
+    (first,) = torch.autograd.grad(out, s, retain_graph=True)
+    (second,) = torch.autograd.grad(out, s)
+    assert torch.equal(first, second)
+
+
 @pytest.mark.parametrize("chunk", [None, 2])
 def test_gradient_flows_only_into_student(chunk: int | None) -> None:
     s = _logits(13).requires_grad_(True)
