@@ -50,6 +50,16 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     api_url: str | None = Field(None, description="Base URL the UI uses to reach the API.")
     default_queue: Literal["cpu", "gpu"] = "cpu"
+    ingest_durable_commit: bool = Field(
+        False,
+        description=(
+            "PostgreSQL: answer `POST /runs/{id}/metrics` only once the batch's WAL is on disk. "
+            "Off (the default), a crash of the database's machine can lose the last fraction "
+            "of a second of acknowledged metric batches, whole (never corrupting anything), "
+            "which saves a disk flush per batch; SQLite in WAL mode with synchronous=NORMAL "
+            "makes the same trade. Every other write waits for the disk either way."
+        ),
+    )
 
     @model_validator(mode="after")
     def _auth_off_only_on_loopback(self) -> Settings:
