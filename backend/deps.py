@@ -86,6 +86,11 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def current_principal(request: Request, session: SessionDep, settings: SettingsDep) -> Principal:
+    """Who the request acts as (see `authenticate`): the dependency of every API router."""
+    return authenticate(request, session, settings)
+
+
+def authenticate(request: Request, session: Session, settings: Settings) -> Principal:
     """A personal token (Bearer), the bootstrap token, or a UI session cookie.
 
     In local mode (auth off, loopback only, checked at start) every request is the local admin.
@@ -144,7 +149,12 @@ def json_body_openapi(model: type[BaseModel]) -> dict[str, Any]:
 
 
 async def read_json_body(request: Request, model: type[M]) -> M:
-    """The request body validated as `model` straight from its bytes.
+    """The request body validated as `model` straight from its bytes (see `parse_json_body`)."""
+    return parse_json_body(request, await request.body(), model)
+
+
+def parse_json_body(request: Request, body: bytes, model: type[M]) -> M:
+    """`body` (the request's bytes) validated as `model`.
 
     FastAPI decodes a body with the standard library into Python objects and validates those;
     for a metrics batch (thousands of points) that was most of the request's time. Pydantic's
@@ -164,7 +174,6 @@ async def read_json_body(request: Request, model: type[M]) -> M:
                 }
             ]
         )
-    body = await request.body()
     if not body:
         raise RequestValidationError(
             [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]

@@ -19,6 +19,7 @@ from backend.experiments.router import router as experiments_router
 from backend.metrics.router import router as metrics_router
 from backend.observability import BodySizeLimit, install_observability
 from backend.runs.router import router as runs_router
+from backend.runs.router import self_authenticating_router
 from backend.settings import Settings, get_settings
 from backend.sweeps.router import router as sweeps_router
 
@@ -72,6 +73,9 @@ def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> Fas
 
     app.include_router(public)
     app.include_router(auth_public_router, prefix=API_PREFIX)
+    # Routes that authenticate in their handler, in the same thread-pool trip as their work.
+    # First: a request walks the routers in order, and the metrics ingest is the busiest path.
+    app.include_router(self_authenticating_router, prefix=API_PREFIX)
     authenticated = [Depends(current_principal)]
     routers = (
         auth_router,
