@@ -21,11 +21,19 @@ with the client's building and JSON encoding of each batch counted (the headline
 script logging over HTTP sees it) and, in brackets, the HTTP round trips alone (the servers'
 share; the client's encoding costs about the same for both and dilutes the ratio).
 
+The studio runs with its default settings: on PostgreSQL a metric batch is acknowledged before
+its WAL reaches the disk (`UNISD_INGEST_DURABLE_COMMIT`, off by default; SQLite in WAL mode with
+synchronous=NORMAL makes the same trade); `--durable-commit` measures it waiting for the disk.
+
 MLflow runs from its own virtualenv (default /tmp/mlflow-venv; `--mlflow` to change; it is not a
 dependency of the studio). Without it the baseline is a plain SQLAlchemy-ORM tracker run in
 process (see `PlainOrm`), and the output says so.
 
     python bench/api_vs_mlflow.py [--scale 0.2] [--mlflow /path/to/venv/bin/mlflow] [--pg URL]
+        [--durable-commit]
+
+MLflow's virtualenv: `python3 -m venv /tmp/mlflow-venv && /tmp/mlflow-venv/bin/pip install
+'mlflow==3.17.*'`.
 """
 
 from __future__ import annotations
@@ -114,7 +122,7 @@ def timed_interleaved(
 
 
 class Studio:
-    def __init__(self, database_url: str, data_dir: Path) -> None:
+    def __init__(self, database_url: str, data_dir: Path, *, durable_commit: bool = False) -> None:
         from backend.auth import service as auth
         from backend.db.migrate import upgrade
         from backend.db.session import session_scope
@@ -131,6 +139,7 @@ class Studio:
             UNISD_DATA_DIR=str(data_dir),
             UNISD_BROKER_URL="memory://",
             UNISD_AUTH="on",
+            UNISD_INGEST_DURABLE_COMMIT=str(durable_commit).lower(),
             PYTHONPATH=str(REPO),
         )
         code = (
@@ -500,6 +509,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--mlflow", default="/tmp/mlflow-venv/bin/mlflow")
     parser.add_argument("--pg", default=DEFAULT_PG, help="PostgreSQL admin URL ('' to skip).")
+    parser.add_argument(
+        "--durable-commit",
+        action="store_true",
+        help="PostgreSQL: acknowledge metric batches only once on disk (default: before).",
+    )
     args = parser.parse_args()
     points = int(1_000_000 * args.scale)
     started = time.perf_counter()
@@ -515,7 +529,7 @@ def main() -> None:
         studios: dict[str, Studio] = {}
         for label, url in targets:
             (root / label).mkdir(parents=True)
-            studios[label] = Studio(url, root / label)
+            studios[label] = Studio(url, root / label, durable_commit=args.durable_commit)
             stack.callback(studios[label].close)
         servers: dict[str, Any] = dict(studios)
         if shutil.which(args.mlflow) or Path(args.mlflow).exists():
@@ -532,6 +546,7 @@ def main() -> None:
 
     print()
     print(f"workload: {args.runs} runs, {points:,} points in batches of {BATCH}, one client")
+    print(f"studio metric batches on PostgreSQL wait for the disk: {args.durable_commit}")
     print(
         f"load average before/after: {load_before[0]:.1f} / {os.getloadavg()[0]:.1f} "
         f"on {os.cpu_count()} CPUs; {time.perf_counter() - started:.0f} s in all"
