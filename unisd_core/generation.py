@@ -1,4 +1,13 @@
-"""Batched sampling from a causal LM: HF `generate` with KV cache, left-padded prompts.
+"""Batched sampling from a causal LM: our own KV-cached decoding loop, left-padded prompts.
+
+The loop (`_decode`) calls the model directly: prefill the prompts once, then one token per
+forward through the model's own cache. It does what HF `generate` does for us (greedy decoding
+gives the same tokens; tested) without that function's per-token machinery (logits-processor
+and stopping-criteria objects, re-derived inputs, a growing attention mask rebuilt by
+concatenation, multinomial sampling by an exponential draw over the whole vocabulary): on
+SmolLM2-135M with 2 CPU threads, a 4 x 64-token rollout takes ~6% less time and CPU. Decoding
+itself is bound by reading the weights once per token, which neither loop can avoid. Sampling
+draws one uniform number per row against the cumulative distribution (inverse CDF).
 
 Used twice: by the trainer for on-policy rollouts (sampled, T=0.7) and by the evaluator (greedy).
 Prompts arrive as token id lists so that the caller owns the chat template and truncation; the
@@ -8,13 +17,15 @@ that follows the `Generator` protocol (vLLM: `unisd_core.vllm_engine`).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
-from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
+from torch import Tensor
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 Message = dict[str, str]
 
@@ -106,6 +117,110 @@ def _cut_at_eos(ids: Sequence[int], eos_ids: Sequence[int]) -> tuple[list[int], 
     return list(ids), False
 
 
+def _sample(probs: Tensor, top_p: float) -> Tensor:
+    """One token per row of `probs` `[B, V]` (rows sum to ~1), from the smallest set of most
+    likely tokens whose mass reaches `top_p` (all tokens at 1.0), renormalised."""
+    if top_p < 1.0:
+        ranked, order = torch.sort(probs, dim=-1, descending=True)
+        # A token stays while the mass ranked above it is still short of top_p (the first
+        # always stays).
+        before = ranked.cumsum(-1) - ranked
+        ranked = ranked.masked_fill(before >= top_p, 0.0)
+        picked = _inverse_cdf(ranked)
+        return order.gather(-1, picked[:, None]).squeeze(-1)
+    return _inverse_cdf(probs)
+
+
+def _inverse_cdf(weights: Tensor) -> Tensor:
+    """Index drawn per row with probability proportional to `weights` `[B, V]` (>= 0): one
+    uniform number per row against the running sum. The right-sided search never lands on a
+    zero weight: the running sum does not grow there."""
+    cdf = weights.cumsum(-1)
+    total = cdf[:, -1:]
+    u = torch.rand(total.shape, dtype=cdf.dtype, device=cdf.device) * total
+    picked = torch.searchsorted(cdf, u, right=True).squeeze(-1)
+    last = weights.shape[-1] - 1
+    if bool((picked > last).any()):  # u rounded up to the total: the last token of weight > 0
+        positive = torch.arange(weights.shape[-1], device=weights.device) * (weights > 0)
+        picked = torch.where(picked > last, positive.amax(-1), picked)
+    return picked
+
+
+def _cache_argument(model: Any) -> str:
+    """The forward's name for the KV cache: `cache` from transformers 5.25, `past_key_values`
+    before (still accepted, with a deprecation warning, until 5.40)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft
+    names = inspect.signature(inner.forward).parameters
+    return "cache" if "cache" in names else "past_key_values"
+
+
+def _returned_cache(out: Any) -> Any:
+    cache = out.get("cache")
+    return cache if cache is not None else out.get("past_key_values")
+
+
+def _decode(
+    model: Any,
+    input_ids: Tensor,
+    attention: Tensor,
+    *,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    eos_ids: Sequence[int],
+    pad_id: int,
+    min_new_tokens: int = 0,
+) -> Tensor:
+    """New tokens `[B, <= max_new_tokens]` for left-padded prompts; rows that ended keep
+    receiving `pad_id`. Stops when every row has emitted an EOS. Before `min_new_tokens` tokens
+    EOS cannot be drawn (its logits are -inf; the benchmarks use this to force full length).
+    """
+    batch, width = input_ids.shape
+    device = input_ids.device
+    # One mask buffer for the whole loop: each step exposes one more column (a view), rather
+    # than concatenating a new mask per token. Generated positions are always attended.
+    mask = torch.ones((batch, width + max_new_tokens), dtype=attention.dtype, device=device)
+    mask[:, :width] = attention
+    positions = (attention.cumsum(-1) - 1).clamp(min=0)
+    eos = torch.tensor(list(eos_ids), dtype=torch.long, device=device)
+    done = torch.zeros(batch, dtype=torch.bool, device=device)
+    out = model(
+        input_ids=input_ids,
+        attention_mask=attention,
+        position_ids=positions,
+        use_cache=True,
+        logits_to_keep=1,  # the prompt's other positions are never projected onto the vocabulary
+    )
+    cache_kwarg = _cache_argument(model)
+    cache = _returned_cache(out)
+    position = positions[:, -1:]
+    tokens: list[Tensor] = []
+    for step in range(max_new_tokens):
+        logits = out.logits[:, -1].float()
+        if step < min_new_tokens:
+            logits[:, eos] = float("-inf")
+        if temperature > 0:
+            scaled = logits / temperature if temperature != 1.0 else logits
+            token = _sample(torch.softmax(scaled, dim=-1), top_p)
+        else:
+            token = logits.argmax(dim=-1)
+        token = token.masked_fill(done, pad_id)
+        tokens.append(token)
+        done |= torch.isin(token, eos)
+        if step == max_new_tokens - 1 or bool(done.all()):
+            break
+        position = position + 1
+        out = model(
+            input_ids=token[:, None],
+            attention_mask=mask[:, : width + step + 1],
+            position_ids=position,
+            use_cache=True,
+            **{cache_kwarg: cache},
+        )
+        cache = _returned_cache(out)
+    return torch.stack(tokens, dim=1)
+
+
 def generate(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -119,10 +234,11 @@ def generate(
 ) -> list[Generation]:
     """Complete every prompt; results come back in the input order.
 
-    temperature 0 means greedy decoding. Prompts are grouped by length before batching (less
+    temperature 0 means greedy decoding; otherwise sampling at that temperature from the top-p
+    nucleus, with no top-k (method.md 1). Prompts are grouped by length before batching (less
     padding, so less wasted compute), then left-padded so that all sequences end at the same
-    position and the KV cache is shared by one decoding loop. With a seed, sampling is repeatable
-    for the same prompts and batch size.
+    position and the KV cache is shared by one decoding loop. With a seed, sampling is
+    repeatable for the same prompts and batch size.
     """
     if max_new_tokens < 1:
         raise ValueError("max_new_tokens must be >= 1")
@@ -130,6 +246,8 @@ def generate(
         raise ValueError("batch_size must be >= 1")
     if temperature < 0:
         raise ValueError("temperature must be >= 0")
+    if not 0.0 < top_p <= 1.0:
+        raise ValueError("top_p must be in (0, 1]")
     if any(len(p) == 0 for p in prompts):
         raise ValueError("every prompt needs at least one token")
     if not prompts:
@@ -138,17 +256,6 @@ def generate(
     eos_ids = eos_token_ids(model, tokenizer)
     pad_id = pad_token_id(tokenizer, eos_ids)
     device = next(model.parameters()).device
-    sampling = temperature > 0
-    gen_config = GenerationConfig(
-        max_new_tokens=max_new_tokens,
-        do_sample=sampling,
-        temperature=temperature if sampling else None,
-        top_p=top_p if sampling else None,
-        top_k=None,  # method.md 1: no top-k; a model's own default must not sneak in
-        eos_token_id=eos_ids,
-        pad_token_id=pad_id,
-        use_cache=True,
-    )
 
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     results: dict[int, Generation] = {}
@@ -165,13 +272,16 @@ def generate(
                     ids = list(prompts[index])
                     input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
                     attention[row, width - len(ids) :] = 1
-                generate_fn: Any = model.generate
-                output = generate_fn(
-                    input_ids=input_ids.to(device),
-                    attention_mask=attention.to(device),
-                    generation_config=gen_config,
-                )
-                new_tokens = output[:, width:].tolist()
+                new_tokens = _decode(
+                    model,
+                    input_ids.to(device),
+                    attention.to(device),
+                    max_new_tokens=max_new_tokens,
+                    temperature=temperature,
+                    top_p=top_p,
+                    eos_ids=eos_ids,
+                    pad_id=pad_id,
+                ).tolist()
                 for row, index in enumerate(chunk):
                     completion, finished = _cut_at_eos(new_tokens[row], eos_ids)
                     results[index] = Generation(
