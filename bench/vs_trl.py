@@ -6,7 +6,9 @@ on the same weights, the same prompts in the same order, and the same settings: 
 generalised JSD with beta/alpha 0.5, AdamW at a constant learning rate, fp32, no gradient
 checkpointing, no dropout (TRL's GKD default; with `--lora` both use our LoRA rank, alpha and
 targets). One difference is the method's and stays: our teacher is shown the gold-context prompt
-(method.md 1), TRL's teacher sees the student's prompt.
+(method.md 1), TRL's teacher sees the student's prompt. Rollouts are sampled by each side's own
+sampler: ours is the project's KV-cached decoding loop (`unisd_core.generation`), TRL's is HF
+`generate`; both forward the same model one token at a time.
 
     .venv/bin/python bench/vs_trl.py --model builtin:tiny-random
     OMP_NUM_THREADS=2 .venv/bin/python bench/vs_trl.py --model builtin:smollm2-135m-instruct \\
@@ -37,7 +39,6 @@ slack on both sides.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import resource
@@ -397,20 +398,17 @@ def worker_ours(spec: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
 
 
 def suppress_eos_in_generate() -> None:
-    """Every HF `generate` call in this process runs to `max_new_tokens` (EOS is masked until
-    then, `min_new_tokens`): our trainer builds its generation config internally, so the bench
-    sets the same limit TRL's side sets on its trainer's config."""
-    from transformers.generation.utils import GenerationMixin
+    """Every rollout in this process runs to `max_new_tokens`: our decoding loop masks EOS until
+    then (`min_new_tokens`), as TRL's side does through its generation config."""
+    from unisd_core import generation
 
-    original = GenerationMixin.generate
+    original = generation._decode
 
-    def generate(self: Any, *args: Any, generation_config: Any = None, **kwargs: Any) -> Any:
-        if generation_config is not None and generation_config.max_new_tokens:
-            generation_config = copy.deepcopy(generation_config)
-            generation_config.min_new_tokens = generation_config.max_new_tokens
-        return original(self, *args, generation_config=generation_config, **kwargs)
+    def decode(*args: Any, max_new_tokens: int, **kwargs: Any) -> Any:
+        kwargs["min_new_tokens"] = max_new_tokens
+        return original(*args, max_new_tokens=max_new_tokens, **kwargs)
 
-    GenerationMixin.generate = generate  # type: ignore[method-assign]
+    generation._decode = decode  # `generate` looks it up in the module at every call
 
 
 # --- worker: TRL (runs in the TRL venv: no project imports) -------------------------------------
