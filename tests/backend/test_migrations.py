@@ -169,3 +169,47 @@ def test_metric_points_survive_the_rekeying_both_ways(
             assert conn.execute(text("SELECT count(*) FROM metric_point")).scalar() == 7
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_metric_point_foreign_key_goes_and_comes_back_with_the_points(
+    kind: str, tmp_path, request: pytest.FixtureRequest
+) -> None:
+    """0006 -> 0007 drops metric_point's foreign key (a trigger deletes a run's points
+    instead) and keeps every point; back to 0006 the key refuses a point of a missing run."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    url = (
+        f"sqlite:///{tmp_path / 'm.db'}"
+        if kind == "sqlite"
+        else request.getfixturevalue("pg_database")
+    )
+    upgrade(url, "0006")
+    engine = make_engine(url)
+    insert_point = text(
+        "INSERT INTO metric_point (run_id, key, step, value, wall_time) "
+        "VALUES (:run, 'loss', :step, 1.5, 2.5)"
+    )
+    count = text("SELECT count(*) FROM metric_point")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(INSERT_BARE_RUN))
+            conn.execute(insert_point, [{"run": 1, "step": s} for s in range(4)])
+        upgrade(url, "0007")
+        with engine.connect() as conn:
+            assert conn.execute(count).scalar() == 4
+            assert inspect(conn).get_foreign_keys("metric_point") == []
+        downgrade(url, "0006")
+        with engine.connect() as conn:
+            assert conn.execute(count).scalar() == 4
+            assert len(inspect(conn).get_foreign_keys("metric_point")) == 1
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(insert_point, {"run": 99, "step": 0})
+        upgrade(url)
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM run"))
+        with engine.connect() as conn:
+            assert conn.execute(count).scalar() == 0
+    finally:
+        engine.dispose()

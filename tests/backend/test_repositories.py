@@ -132,3 +132,31 @@ def test_points_round_trip_exactly_whatever_their_key_and_value(db_url: str) -> 
     assert set(map(tuple, stored)) == expected
     assert set(latest) == set(keys)
     assert all(latest[k].value == values[-1] and latest[k].count == len(values) for k in keys)
+
+
+def test_points_for_a_missing_run_are_refused_whole(db_url: str) -> None:
+    """metric_point has no foreign key (migration 0007): the same write's metric_latest fold
+    refuses a run that does not exist, and none of the batch stays."""
+    from sqlalchemy.exc import IntegrityError
+
+    with pytest.raises(IntegrityError), session_scope(db_url) as session:
+        insert_metric_points(session, points(987_654, "loss/total", {1: 1.0, 2: 2.0}))
+    with session_scope(db_url) as session:
+        assert session.scalar(select(func.count()).select_from(MetricPoint)) == 0
+        assert session.scalar(select(func.count()).select_from(MetricLatest)) == 0
+
+
+def test_deleting_a_run_deletes_its_points(db_url: str) -> None:
+    from sqlalchemy import text
+
+    with session_scope(db_url) as session:
+        gone, kept = make_run(session).id, make_run(session).id
+    with session_scope(db_url) as session:
+        insert_metric_points(session, points(gone, "loss/total", {1: 1.0, 2: 2.0}))
+        insert_metric_points(session, points(kept, "loss/total", {1: 1.0}))
+    with session_scope(db_url) as session:
+        session.execute(text("DELETE FROM run WHERE id = :id"), {"id": gone})
+    with session_scope(db_url) as session:
+        remaining = session.execute(select(MetricPoint.run_id).distinct()).scalars().all()
+        assert remaining == [kept]
+        assert session.scalars(select(MetricLatest.run_id)).all() == [kept]
