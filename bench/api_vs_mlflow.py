@@ -11,9 +11,10 @@ Workload (one client, sequential HTTP calls, both servers on this machine):
 6. ours only: list 1,000 runs with latest metrics, on SQLite and on PostgreSQL (target p95
    under 150 ms).
 
-All servers run at once and take turns: each batch and each timed query goes to every server
-before the next one, so on a shared machine a load spike hits all of them alike (run one after
-the other, the ratios mostly measured whose turn the spike fell on).
+All servers run at once and take turns: each run's batches (back to back, as a logging script
+sends them) and each timed query go to every server before the next, so on a shared machine a
+load spike hits all of them alike (run one after the other, the ratios mostly measured whose
+turn the spike fell on).
 
 Prints ingest points/s and query latency p50/p95 for both and the ratios (ours / MLflow for
 latency, ours / MLflow for throughput), with the machine's load average. Ingest is shown twice:
@@ -398,9 +399,13 @@ def workload(
     # and seconds spent sending them until the server answered (the API's share).
     encode_s = dict.fromkeys(servers, 0.0)
     send_s = dict.fromkeys(servers, 0.0)
+    # Turns of one run's history each: a server takes a run's batches back to back (the
+    # throughput a logging script sees), then the next server takes the same run. Turns of one
+    # batch handicapped the faster server: it idled through each of the other's long turns and
+    # started every request cold (on a loaded machine, ~2x its back-to-back time).
     for index in range(runs):
-        for first in range(0, per_run, BATCH):
-            for label, server in servers.items():
+        for label, server in servers.items():
+            for first in range(0, per_run, BATCH):
                 start = time.perf_counter()
                 batch = server.batch(ids[label][index], first, min(BATCH, per_run - first))
                 encoded = time.perf_counter()
