@@ -262,7 +262,7 @@ class VllmRollouts:
     def close(self) -> None:
         # vLLM's engine holds its KV cache until collected; the evaluation that follows a
         # training run may start an engine of its own on the same GPU.
-        del self.llm
+        self.__dict__.pop("llm", None)  # twice is harmless
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
