@@ -24,10 +24,12 @@ run two processes on a machine without GPUs.
 from __future__ import annotations
 
 import atexit
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
@@ -171,8 +173,61 @@ def join(cfg: RunConfig, device: torch.device) -> Group:
 
 
 def _leave() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    """Leave the group at exit, while the interpreter is still whole.
+
+    NCCL's shutdown joins its threads here. Gloo has no shutdown, and DDP and FSDP keep its
+    process group alive past `destroy_process_group`: its worker threads outlive this call and
+    drop each finished collective a moment after handing back the result. When the last
+    reference to a tensor with a Python object goes with it, that drop takes the GIL, and once
+    the interpreter is finalizing, taking the GIL ends the thread, which C++ turns into an abort
+    (SIGABRT after a successful run, seen on a loaded 2-core machine). So we wait for the
+    workers to be idle first.
+    """
+    if not dist.is_initialized():
+        return
+    gloo = dist.get_backend() == "gloo"
+    dist.destroy_process_group()
+    if gloo:
+        _wait_until_idle(GLOO_WORKER_THREAD)
+
+
+#: The name torch gives gloo's worker threads (what /proc/self/task/*/comm shows).
+GLOO_WORKER_THREAD = "pt_gloo_runloop"
+
+
+def _wait_until_idle(thread_name: str, *, timeout_s: float = 5.0, poll_s: float = 0.002) -> bool:
+    """Wait until every thread of this process called `thread_name` is asleep at two polls in a
+    row; False at the timeout, or where /proc cannot tell (not Linux).
+
+    Sleeping between polls releases the GIL, so a worker waiting for it to drop a tensor gets
+    it, runs and goes back to waiting for work; asleep twice means it is parked there.
+    """
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():
+        return False
+    deadline = time.monotonic() + timeout_s
+    asleep_before = False
+    while time.monotonic() < deadline:
+        time.sleep(poll_s)
+        asleep = all(state == "S" for state in _thread_states(tasks, thread_name))
+        if asleep and asleep_before:
+            return True
+        asleep_before = asleep
+    return False
+
+
+def _thread_states(tasks: Path, thread_name: str) -> list[str]:
+    """The scheduler states (R, S, D...) of this process's threads called `thread_name`."""
+    states = []
+    for task in tasks.iterdir():
+        try:
+            if (task / "comm").read_text().strip() != thread_name:
+                continue
+            # /proc/PID/stat: "pid (comm) STATE ...": the state follows the closing parenthesis.
+            states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+        except OSError:  # the thread ended between listing and reading
+            continue
+    return states
 
 
 @dataclass

@@ -450,3 +450,45 @@ def test_the_launch_is_accelerates_own_command_line() -> None:
     assert args.training_script_args == ["train", "out/config.yaml", "--output", "out", "--resume"]
     with pytest.raises(ValueError, match="two or more"):
         launch.launch_command(num_processes=1, module="m", main_process_port=1)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_leaving_waits_while_a_named_thread_runs_and_not_once_it_sleeps() -> None:
+    """What `_leave` relies on before the interpreter finalizes: a thread with the given name
+    that is running keeps the wait going until its timeout; once it sleeps, the wait ends."""
+    import ctypes
+    import hashlib
+
+    name = "unisd_test_busy"
+    stop, named = threading.Event(), threading.Event()
+
+    def busy() -> None:
+        ctypes.CDLL(None).prctl(15, name.encode(), 0, 0, 0)  # PR_SET_NAME: this thread's comm
+        named.set()
+        block = bytes(1 << 20)
+        while not stop.is_set():
+            hashlib.sha256(block).digest()  # runs with the GIL released
+        stop.wait()
+
+    worker = threading.Thread(target=busy, daemon=True)
+    worker.start()
+    named.wait(5)
+    try:
+        assert distributed._thread_states(Path("/proc/self/task"), name) != []
+        assert not distributed._wait_until_idle(name, timeout_s=0.3)
+    finally:
+        stop.set()
+        worker.join(5)
+    idle = threading.Event()
+
+    def sleeper() -> None:
+        ctypes.CDLL(None).prctl(15, name.encode(), 0, 0, 0)
+        idle.wait()
+
+    parked = threading.Thread(target=sleeper, daemon=True)
+    parked.start()
+    try:
+        assert distributed._wait_until_idle(name, timeout_s=5)
+    finally:
+        idle.set()
+        parked.join(5)
