@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import func, select
 
@@ -13,7 +15,8 @@ from backend.db.repositories import (
     insert_metric_points,
     latest_metrics,
 )
-from backend.db.session import session_scope
+from backend.db.session import session_factory, session_scope
+from backend.metrics.service import open_ingest
 from tests.backend.factories import make_run
 
 
@@ -68,9 +71,12 @@ def test_events_artifacts_evaluations_are_recorded_idempotently(db_url: str) -> 
         append_run_event(session, run_id, "loud", "no")
 
 
-def test_metric_latest_stays_exact_over_overlapping_replays(db_url: str) -> None:
+@pytest.mark.parametrize("autocommit", [False, True], ids=["transaction", "autocommit"])
+def test_metric_latest_stays_exact_over_overlapping_replays(db_url: str, autocommit: bool) -> None:
     """Batches mixing runs and keys, partly replayed, in any order: metric_latest always equals
-    a summary of the stored points (the fast ingest paths fold only what they inserted)."""
+    a summary of the stored points (the fast ingest paths fold only what they inserted). On
+    PostgreSQL in autocommit (as the ingest route runs) points past their key's latest step
+    take the plain insert and the others the conflict-checking one."""
     import random
 
     rng = random.Random(7)
@@ -91,6 +97,8 @@ def test_metric_latest_stays_exact_over_overlapping_replays(db_url: str) -> None
         for point, value in batch.items():
             stored.setdefault(point, float(value))
         with session_scope(db_url) as session:
+            if autocommit:
+                open_ingest(session)
             assert insert_metric_points(session, rows) == expected_new
     with session_scope(db_url) as session:
         latest = latest_metrics(session, run_ids)
@@ -134,12 +142,15 @@ def test_points_round_trip_exactly_whatever_their_key_and_value(db_url: str) -> 
     assert all(latest[k].value == values[-1] and latest[k].count == len(values) for k in keys)
 
 
-def test_points_for_a_missing_run_are_refused_whole(db_url: str) -> None:
+@pytest.mark.parametrize("autocommit", [False, True], ids=["transaction", "autocommit"])
+def test_points_for_a_missing_run_are_refused_whole(db_url: str, autocommit: bool) -> None:
     """metric_point has no foreign key (migration 0007): the same write's metric_latest fold
     refuses a run that does not exist, and none of the batch stays."""
     from sqlalchemy.exc import IntegrityError
 
     with pytest.raises(IntegrityError), session_scope(db_url) as session:
+        if autocommit:
+            open_ingest(session)
         insert_metric_points(session, points(987_654, "loss/total", {1: 1.0, 2: 2.0}))
     with session_scope(db_url) as session:
         assert session.scalar(select(func.count()).select_from(MetricPoint)) == 0
@@ -160,3 +171,50 @@ def test_deleting_a_run_deletes_its_points(db_url: str) -> None:
         remaining = session.execute(select(MetricPoint.run_id).distinct()).scalars().all()
         assert remaining == [kept]
         assert session.scalars(select(MetricLatest.run_id)).all() == [kept]
+
+
+@pytest.mark.postgres
+def test_an_appended_batch_racing_another_writer_for_its_steps_stores_each_point_once(
+    pg_database_migrated: str,
+) -> None:
+    """The appending insert trusts metric_latest's step; a writer that stored one of the batch's
+    steps after that was read makes it fail on the key, and the batch is retried point by point:
+    nothing doubled, nothing lost, metric_latest exact."""
+    url = pg_database_migrated
+    with session_scope(url) as session:
+        run_id = make_run(session).id
+    other = session_factory(url)()
+    outcome: dict[str, object] = {}
+    try:
+        # Another writer's uncommitted step 5: an insert of step 5 waits for its transaction.
+        assert insert_metric_points(other, points(run_id, "a", {5: 50.0})) == 1
+
+        def append() -> None:
+            try:
+                with session_scope(url) as session:
+                    open_ingest(session)
+                    outcome["inserted"] = insert_metric_points(
+                        session, points(run_id, "a", {s: float(s) for s in range(10)})
+                    )
+            except Exception as exc:  # reported to the test thread below
+                outcome["error"] = exc
+
+        writer = threading.Thread(target=append)
+        writer.start()
+        writer.join(0.5)  # it reads no latest step and blocks on step 5's key
+        other.commit()
+        writer.join(30)
+    finally:
+        other.close()
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["inserted"] == 9
+    with session_scope(url) as session:
+        stored = dict(
+            session.execute(
+                select(MetricPoint.step, MetricPoint.value).where(MetricPoint.run_id == run_id)
+            ).all()
+        )
+        latest = latest_metrics(session, [run_id])[run_id]["a"]
+    assert stored == {**{s: float(s) for s in range(10)}, 5: 50.0}
+    assert (latest.step, latest.value, latest.count) == (9, 9.0, 10)
+    assert (latest.min_value, latest.max_value) == (0.0, 50.0)

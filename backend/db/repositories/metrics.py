@@ -7,9 +7,10 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import and_, func, select, text, true, tuple_
+from sqlalchemy import Connection, and_, func, select, text, true, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.db.models import MetricLatest, MetricPoint
@@ -62,8 +63,16 @@ def insert_point_rows(session: Session, rows: Sequence[PointRow], *, durable: bo
 # caches its plan; a multi-row VALUES of thousands of placeholders is re-parsed per batch and
 # cost more than the insert itself). The arrays travel in binary (`%(name)b`): psycopg dumps a
 # list of numbers in C and the server reads them without parsing text, where array literals
-# built in Python cost more than the insert. The points inserted (RETURNING skips conflicts) are
-# folded into metric_latest by the same statement: one round trip per batch, whatever its size.
+# built in Python cost more than the insert. The points inserted are folded into metric_latest
+# by the same statement: one round trip per batch, whatever its size.
+#
+# `ON CONFLICT DO NOTHING` makes each row a speculative insertion (an index probe, the insert,
+# then a confirmation record in the WAL): twice the cost of a plain insert of 1,000 points (8.2
+# vs 4.5 ms measured with psql). A logging script appends, so `{appended}` inserts the points
+# past their key's latest stored step (metric_latest, kept by this same statement) plainly;
+# only the others (a replay, points logged out of order) take the conflict-checking insert.
+# Should another writer store one of the appended points first, the statement fails with a
+# unique violation and the caller runs `_PG_INSERT_POINTS_CHECKED`, where every row is checked.
 _PG_INSERT_POINTS = """
 WITH incoming AS (
     SELECT * FROM unnest(
@@ -74,12 +83,7 @@ WITH incoming AS (
         %(wall_time)b::double precision[]
     ) AS t(run_id, key, step, value, wall_time)
 ),
-inserted AS (
-    INSERT INTO metric_point (run_id, key, step, value, wall_time)
-    SELECT run_id, key, step, value, wall_time FROM incoming
-    ON CONFLICT (run_id, key, step) DO NOTHING
-    RETURNING run_id, key, step, value, wall_time
-),
+{inserted},
 summary AS (
     SELECT
         run_id,
@@ -112,12 +116,50 @@ folded AS (
 )
 SELECT coalesce(sum(count), 0){durability} FROM summary
 """
-_PG_INSERT_POINTS_DURABLE = _PG_INSERT_POINTS.format(durability="")
+_PG_CHECKED = """
+inserted AS (
+    INSERT INTO metric_point (run_id, key, step, value, wall_time)
+    SELECT run_id, key, step, value, wall_time FROM incoming
+    ON CONFLICT (run_id, key, step) DO NOTHING
+    RETURNING run_id, key, step, value, wall_time
+)"""
+_PG_APPENDING = """
+-- One index lookup per (run, key) of the batch: a join with metric_latest would scan all of it.
+bounds AS MATERIALIZED (
+    SELECT k.run_id, k.key, coalesce(
+        (SELECT l.step FROM metric_latest AS l WHERE l.run_id = k.run_id AND l.key = k.key), -1
+    ) AS latest_step
+    FROM (SELECT DISTINCT run_id, key FROM incoming) AS k
+),
+split AS (
+    SELECT i.run_id, i.key, i.step, i.value, i.wall_time, i.step > b.latest_step AS past
+    FROM incoming AS i
+    JOIN bounds AS b ON b.run_id = i.run_id AND b.key = i.key
+),
+appended AS (
+    INSERT INTO metric_point (run_id, key, step, value, wall_time)
+    SELECT run_id, key, step, value, wall_time FROM split WHERE past
+    RETURNING run_id, key, step, value, wall_time
+),
+replayed AS (
+    INSERT INTO metric_point (run_id, key, step, value, wall_time)
+    SELECT run_id, key, step, value, wall_time FROM split WHERE NOT past
+    ON CONFLICT (run_id, key, step) DO NOTHING
+    RETURNING run_id, key, step, value, wall_time
+),
+inserted AS (SELECT * FROM appended UNION ALL SELECT * FROM replayed)"""
 # `SET LOCAL synchronous_commit = off` as part of the same statement (no extra round trip): an
 # aggregate without GROUP BY yields exactly one row, so the call runs once, whatever was inserted.
-_PG_INSERT_POINTS_FAST = _PG_INSERT_POINTS.format(
-    durability=", set_config('synchronous_commit', 'off', true)"
-)
+_FAST_COMMIT = ", set_config('synchronous_commit', 'off', true)"
+_PG_STATEMENTS = {
+    (appending, durable): _PG_INSERT_POINTS.format(
+        inserted=_PG_APPENDING if appending else _PG_CHECKED,
+        durability="" if durable else _FAST_COMMIT,
+    )
+    for appending in (True, False)
+    for durable in (True, False)
+}
+_UNIQUE_VIOLATION = "23505"
 
 
 def _insert_points_postgresql(session: Session, rows: Sequence[PointRow], *, durable: bool) -> int:
@@ -130,8 +172,20 @@ def _insert_points_postgresql(session: Session, rows: Sequence[PointRow], *, dur
         "value": [float(v) for v in values],
         "wall_time": [float(v) for v in wall_times],
     }
-    statement = _PG_INSERT_POINTS_DURABLE if durable else _PG_INSERT_POINTS_FAST
-    return int(session.connection().exec_driver_sql(statement, params).scalar_one())
+    connection = session.connection()
+    # The appending statement can fail on a race (see above); only outside a transaction does
+    # that failure leave nothing behind to roll back (the ingest route runs in autocommit).
+    if connection.connection.dbapi_connection.autocommit:  # type: ignore[union-attr]
+        try:
+            return _run_insert(connection, _PG_STATEMENTS[True, durable], params)
+        except IntegrityError as exc:
+            if getattr(exc.orig, "sqlstate", None) != _UNIQUE_VIOLATION:
+                raise
+    return _run_insert(connection, _PG_STATEMENTS[False, durable], params)
+
+
+def _run_insert(connection: Connection, statement: str, params: dict[str, list[Any]]) -> int:
+    return int(connection.exec_driver_sql(statement, params).scalar_one())
 
 
 # SQLite: the driver's executemany of one prepared statement runs in C, far faster than any
