@@ -20,7 +20,9 @@ Prints ingest points/s and query latency p50/p95 for both and the ratios (ours /
 latency, ours / MLflow for throughput), with the machine's load average. Ingest is shown twice:
 with the client's building and JSON encoding of each batch counted (the headline figure, as a
 script logging over HTTP sees it) and, in brackets, the HTTP round trips alone (the servers'
-share; the client's encoding costs about the same for both and dilutes the ratio).
+share; the client's encoding costs about the same for both and dilutes the ratio). Both
+clients encode with orjson: the standard library's `json.dumps` took 4.2 ms per 1,000-point
+batch here (orjson 0.5 ms), more than the studio takes to store one.
 
 The studio runs with its default settings: on PostgreSQL a metric batch is acknowledged before
 its WAL reaches the disk (`UNISD_INGEST_DURABLE_COMMIT`, off by default; SQLite in WAL mode with
@@ -58,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = "loss/total"
@@ -180,7 +183,7 @@ class Studio:
             {"key": KEY, "step": s, "value": 1.0 / (1 + s), "wall_time": now}
             for s in range(start, start + n)
         ]
-        return f"/runs/{run_id}/metrics", json.dumps({"points": points}).encode()
+        return f"/runs/{run_id}/metrics", orjson.dumps({"points": points})
 
     def send(self, batch: tuple[str, bytes]) -> None:
         path, body = batch
@@ -262,7 +265,7 @@ class MLflow:
             {"key": KEY, "value": 1.0 / (1 + s), "timestamp": now, "step": s}
             for s in range(start, start + n)
         ]
-        body = json.dumps({"run_id": run_id, "metrics": metrics}).encode()
+        body = orjson.dumps({"run_id": run_id, "metrics": metrics})
         return "/api/2.0/mlflow/runs/log-batch", body
 
     def send(self, batch: tuple[str, bytes]) -> None:
