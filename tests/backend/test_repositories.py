@@ -148,10 +148,12 @@ def test_points_for_a_missing_run_are_refused_whole(db_url: str, autocommit: boo
     refuses a run that does not exist, and none of the batch stays."""
     from sqlalchemy.exc import IntegrityError
 
-    with pytest.raises(IntegrityError), session_scope(db_url) as session:
+    with session_scope(db_url) as session:
         if autocommit:
             open_ingest(session)
-        insert_metric_points(session, points(987_654, "loss/total", {1: 1.0, 2: 2.0}))
+        with pytest.raises(IntegrityError):
+            insert_metric_points(session, points(987_654, "loss/total", {1: 1.0, 2: 2.0}))
+        session.rollback()
     with session_scope(db_url) as session:
         assert session.scalar(select(func.count()).select_from(MetricPoint)) == 0
         assert session.scalar(select(func.count()).select_from(MetricLatest)) == 0
