@@ -68,11 +68,11 @@ def insert_point_rows(session: Session, rows: Sequence[PointRow], *, durable: bo
 #
 # `ON CONFLICT DO NOTHING` makes each row a speculative insertion (an index probe, the insert,
 # then a confirmation record in the WAL): twice the cost of a plain insert of 1,000 points (8.2
-# vs 4.5 ms measured with psql). A logging script appends, so `{appended}` inserts the points
-# past their key's latest stored step (metric_latest, kept by this same statement) plainly;
-# only the others (a replay, points logged out of order) take the conflict-checking insert.
-# Should another writer store one of the appended points first, the statement fails with a
-# unique violation and the caller runs `_PG_INSERT_POINTS_CHECKED`, where every row is checked.
+# vs 4.5 ms measured with psql). A logging script appends, so `_PG_APPENDING` inserts the
+# points past their key's latest stored step (metric_latest, kept by this same statement)
+# plainly; only the others (a replay, points logged out of order) take the conflict-checking
+# insert. Should another writer store one of the appended points first, the statement fails
+# with a unique violation and the caller runs it with `_PG_CHECKED`, where every row is checked.
 _PG_INSERT_POINTS = """
 WITH incoming AS (
     SELECT * FROM unnest(
