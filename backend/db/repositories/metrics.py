@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.db.models import MetricLatest, MetricPoint
+from backend.db.repositories import pg_arrays
 from backend.db.repositories.ids import dialect_name, in_ids
 
 Point = tuple[int, float]
@@ -59,12 +60,12 @@ def insert_point_rows(session: Session, rows: Sequence[PointRow], *, durable: bo
     return _insert_points_sqlite(session, rows)
 
 
-# PostgreSQL: the whole batch is five arrays bound to one short, constant statement (the server
-# caches its plan; a multi-row VALUES of thousands of placeholders is re-parsed per batch and
-# cost more than the insert itself). The arrays travel in binary (`%(name)b`): psycopg dumps a
-# list of numbers in C and the server reads them without parsing text, where array literals
-# built in Python cost more than the insert. The points inserted are folded into metric_latest
-# by the same statement: one round trip per batch, whatever its size.
+# PostgreSQL: one run's batch is its id and four arrays bound to one short, constant statement
+# (the server caches its plan; a multi-row VALUES of thousands of placeholders is re-parsed per
+# batch and cost more than the insert itself). The arrays travel in binary, each framed by
+# `pg_arrays` in one `struct` call, and the server reads them without parsing text (array
+# literals built in Python cost more than the insert). The points inserted are folded into
+# metric_latest by the same statement: one round trip per batch, whatever its size.
 #
 # `ON CONFLICT DO NOTHING` makes each row a speculative insertion (an index probe, the insert,
 # then a confirmation record in the WAL): twice the cost of a plain insert of 1,000 points (8.2
@@ -75,13 +76,12 @@ def insert_point_rows(session: Session, rows: Sequence[PointRow], *, durable: bo
 # with a unique violation and the caller runs it with `_PG_CHECKED`, where every row is checked.
 _PG_INSERT_POINTS = """
 WITH incoming AS (
-    SELECT * FROM unnest(
-        %(run_id)b::integer[],
+    SELECT %(run_id)b::integer AS run_id, t.* FROM unnest(
         %(key)b::varchar[],
         %(step)b::integer[],
         %(value)b::double precision[],
         %(wall_time)b::double precision[]
-    ) AS t(run_id, key, step, value, wall_time)
+    ) AS t(key, step, value, wall_time)
 ),
 {inserted},
 summary AS (
@@ -163,19 +163,33 @@ _UNIQUE_VIOLATION = "23505"
 
 
 def _insert_points_postgresql(session: Session, rows: Sequence[PointRow], *, durable: bool) -> int:
-    run_ids, keys, steps, values, wall_times = zip(*rows, strict=True)
+    by_run: dict[int, list[PointRow]] = {}
+    for row in rows:
+        by_run.setdefault(row[0], []).append(row)
+    # Runs in id order: concurrent writers then take metric_latest's row locks in one order.
+    return sum(
+        _insert_run_points_postgresql(session, run_id, run_rows, durable=durable)
+        for run_id, run_rows in sorted(by_run.items())
+    )
+
+
+def _insert_run_points_postgresql(
+    session: Session, run_id: int, rows: Sequence[PointRow], *, durable: bool
+) -> int:
+    _, keys, steps, values, wall_times = zip(*rows, strict=True)
     params = {
-        "run_id": list(run_ids),
-        "key": list(keys),
-        "step": list(steps),
-        # floats as floats: a whole number sent as a Python int would make the list numeric[]
-        "value": [float(v) for v in values],
-        "wall_time": [float(v) for v in wall_times],
+        "run_id": run_id,  # a scalar: each array costs a dump and a parse
+        "key": pg_arrays.varchar_array(keys),
+        "step": pg_arrays.int4_array(steps),
+        "value": pg_arrays.float8_array(values),
+        "wall_time": pg_arrays.float8_array(wall_times),
     }
     connection = session.connection()
+    dbapi_connection = connection.connection.dbapi_connection
+    pg_arrays.enable(dbapi_connection)  # type: ignore[arg-type]
     # The appending statement can fail on a race (see above); only outside a transaction does
     # that failure leave nothing behind to roll back (the ingest route runs in autocommit).
-    if connection.connection.dbapi_connection.autocommit:  # type: ignore[union-attr]
+    if dbapi_connection.autocommit:  # type: ignore[union-attr]
         try:
             return _run_insert(connection, _PG_STATEMENTS[True, durable], params)
         except IntegrityError as exc:
@@ -184,7 +198,7 @@ def _insert_points_postgresql(session: Session, rows: Sequence[PointRow], *, dur
     return _run_insert(connection, _PG_STATEMENTS[False, durable], params)
 
 
-def _run_insert(connection: Connection, statement: str, params: dict[str, list[Any]]) -> int:
+def _run_insert(connection: Connection, statement: str, params: dict[str, Any]) -> int:
     return int(connection.exec_driver_sql(statement, params).scalar_one())
 
 
