@@ -10,7 +10,7 @@ from typing import Annotated, Any, TypeVar
 import anyio
 from fastapi import Depends, Path, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
 from backend.auth import service as auth_service
@@ -20,7 +20,7 @@ from backend.db.session import session_factory
 from backend.errors import Unauthorized
 from backend.settings import Settings
 
-M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 SESSION_COOKIE = "unisd_session"
 MAX_ID = 2**31 - 1
@@ -120,13 +120,13 @@ require_auth = current_principal  # the name the skeleton used
 # --------------------------------------------------------------------------- large JSON bodies
 
 
-def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """`model`'s JSON schema with its nested models written in place, for `openapi_extra`.
+def inline_schema(adapter: TypeAdapter[Any]) -> dict[str, Any]:
+    """`adapter`'s JSON schema with its nested types written in place, for `openapi_extra`.
 
     Pydantic puts nested models under `$defs` with `#/$defs/...` references, which do not
     resolve inside an OpenAPI document; the models are small, so they are inlined instead.
     """
-    schema = model.model_json_schema()
+    schema = adapter.json_schema()
     definitions = schema.pop("$defs", {})
 
     def resolve(node: Any) -> Any:
@@ -142,19 +142,14 @@ def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
     return dict(resolve(schema))
 
 
-def json_body_openapi(model: type[BaseModel]) -> dict[str, Any]:
-    """The OpenAPI `requestBody` of a route that reads `model` with `read_json_body`."""
-    content = {"application/json": {"schema": inline_schema(model)}}
+def json_body_openapi(adapter: TypeAdapter[Any]) -> dict[str, Any]:
+    """The OpenAPI `requestBody` of a route that reads its body with `parse_json_body`."""
+    content = {"application/json": {"schema": inline_schema(adapter)}}
     return {"requestBody": {"required": True, "content": content}}
 
 
-async def read_json_body(request: Request, model: type[M]) -> M:
-    """The request body validated as `model` straight from its bytes (see `parse_json_body`)."""
-    return parse_json_body(request, await request.body(), model)
-
-
-def parse_json_body(request: Request, body: bytes, model: type[M]) -> M:
-    """`body` (the request's bytes) validated as `model`.
+def parse_json_body(request: Request, body: bytes, adapter: TypeAdapter[T]) -> T:
+    """`body` (the request's bytes) validated by `adapter`.
 
     FastAPI decodes a body with the standard library into Python objects and validates those;
     for a metrics batch (thousands of points) that was most of the request's time. Pydantic's
@@ -179,7 +174,7 @@ def parse_json_body(request: Request, body: bytes, model: type[M]) -> M:
             [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
         )
     try:
-        return model.model_validate_json(body)
+        return adapter.validate_json(body)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         if errors and errors[0]["type"] == "json_invalid":

@@ -128,7 +128,13 @@ def ingest(
     """Store a batch of points (see `insert_point_rows` for `durable`); the new points' count."""
     now = time.time()
     rows: list[repositories.PointRow] = [
-        (run_id, p.key, p.step, p.value, now if p.wall_time is None else p.wall_time)
+        (
+            run_id,
+            p["key"],
+            p["step"],
+            p["value"],
+            now if (wall := p.get("wall_time")) is None else wall,
+        )
         for p in points
     ]
     if len({(row[1], row[2]) for row in rows}) < len(rows):

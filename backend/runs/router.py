@@ -23,9 +23,9 @@ from backend.queue import send_train_run
 from backend.responses import json_response
 from backend.runs import service
 from backend.runs.schemas import (
+    METRIC_BATCH,
     IngestResult,
     LatestOut,
-    MetricBatch,
     RunClone,
     RunCreateFromPreset,
     RunEventOut,
@@ -282,7 +282,7 @@ def get_metrics(
 
 
 @self_authenticating_router.post(
-    "/{run_id}/metrics", response_model=IngestResult, openapi_extra=json_body_openapi(MetricBatch)
+    "/{run_id}/metrics", response_model=IngestResult, openapi_extra=json_body_openapi(METRIC_BATCH)
 )
 async def ingest_metrics(
     run_id: PathId, request: Request, session: SessionDep, settings: SettingsDep
@@ -304,14 +304,14 @@ def _ingest(
 ) -> tuple[int, int]:
     metrics.open_ingest(session)
     principal = authenticate(request, session, settings)
-    batch = parse_json_body(request, body, MetricBatch)
+    points = parse_json_body(request, body, METRIC_BATCH)["points"]
     owner = service.run_owner(session, run_id)
     principal.require_owner_or_admin(owner, f"run {run_id}")
     # The transaction writes metric points only (and at most a token's last-used time), as
     # a non-durable commit requires.
-    inserted = metrics.ingest(session, run_id, batch.points, durable=settings.ingest_durable_commit)
+    inserted = metrics.ingest(session, run_id, points, durable=settings.ingest_durable_commit)
     session.commit()
-    return len(batch.points), inserted
+    return len(points), inserted
 
 
 @router.get("/{run_id}/metrics/latest", response_model=dict[str, LatestOut])
