@@ -1,7 +1,7 @@
 """One-dimensional PostgreSQL arrays as psycopg query parameters, encoded with `struct` in C.
 
 psycopg dumps a Python list element by element in Python (finding each element's dumper,
-then framing it): 0.7-0.85 ms per 1,000-element array on our CI machines, four arrays per
+then framing it): 0.7-0.85 ms per 1,000-element array on this project's machines, four per
 metrics batch, a fifth of the ingest request. These builders frame the whole array in one
 `struct` call (0.05 ms) and hand psycopg finished bytes, which it passes through unchanged.
 
