@@ -276,19 +276,20 @@ def list_run_rows(
     include_config: bool,
     latest_keys: Sequence[str] = (),
 ) -> tuple[list[dict[str, Any]], int]:
-    """Like `list_runs`, as plain dicts, with each run's tags and the latest value of each of
+    """Like `list_runs`, as `RunOut`-shaped dicts (its fields in its order, its defaults for the
+    fields that are not columns), with each run's tags and the latest value of each of
     `latest_keys` (under "latest"), all read by one query.
 
     Lists are the studio's most frequent read (the runs table polls them), so: one round trip
     to the database (the total, the tags and the latest values are subqueries of the page's
     query; on a busy PostgreSQL each round trip costs more than the work), no ORM identity map,
-    only the columns `RunOut` shows, no config JSON decoding when it is not wanted.
+    no model per run (the values are typed by their columns already), only the columns
+    `RunOut` shows, no config JSON decoding when it is not wanted.
     """
-    from backend.runs.schemas import RunOut
-
+    defaults = _run_out_defaults()
     where = filters.conditions()
     skip = set() if include_config else {"config", "env"}
-    columns = [c for c in Run.__table__.c if c.name in RunOut.model_fields and c.name not in skip]
+    columns = [c for c in Run.__table__.c if c.name in defaults and c.name not in skip]
     names = [c.name for c in columns]
     # Not correlated with the page's runs: counted once over every run the filters keep.
     total = select(func.count(Run.id)).where(*where).correlate(None).scalar_subquery()
@@ -317,8 +318,10 @@ def list_run_rows(
     width = len(columns)
     rows = []
     for values in page:
-        # zip stops at the run columns: the total, tags and latest values follow them
-        row = dict(zip(names, values, strict=False))
+        # Updating a copy of the defaults keeps RunOut's field order; zip stops at the run
+        # columns (the total, tags and latest values follow them).
+        row = defaults.copy()
+        row.update(zip(names, values, strict=False))
         joined_tags = values[width + 1]
         row["tags"] = sorted(joined_tags.split(TAG_SEPARATOR)) if joined_tags else []
         if latest_keys:
@@ -342,16 +345,6 @@ def _run_out_defaults() -> dict[str, Any]:
         name: info.get_default(call_default_factory=True)
         for name, info in RunOut.model_fields.items()
     }
-
-
-def run_items(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """`list_run_rows` rows as `RunOut` dicts: its fields in its order, its defaults for the
-    fields that are not columns (the values are typed by their columns already).
-
-    The rows hold only `RunOut` fields, so merging them over the defaults keeps that order.
-    """
-    defaults = _run_out_defaults()
-    return [{**defaults, **row} for row in rows]
 
 
 def event(session: Session, run: Run, level: str, message: str) -> None:
