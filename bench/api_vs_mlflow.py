@@ -102,6 +102,12 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
+def answer(response: httpx.Response) -> Any:
+    """A timed query's decoded answer (orjson: see the module's docstring); errors raise."""
+    response.raise_for_status()
+    return orjson.loads(response.content)
+
+
 def percentiles(samples: list[float]) -> tuple[float, float]:
     """p50 and p95 of latency samples in milliseconds."""
     ordered = sorted(samples)
@@ -193,20 +199,17 @@ class Studio:
 
     def history(self, run_id: int) -> int:
         response = self.http.get(f"/runs/{run_id}/metrics", params={"keys": KEY})
-        response.raise_for_status()
-        return len(orjson.loads(response.content)["metrics"][KEY])
+        return len(answer(response)["metrics"][KEY])
 
     def many(self, run_ids: list[int]) -> int:
         params = {"run_ids": ",".join(map(str, run_ids)), "keys": KEY, "max_points": 500}
         response = self.http.get("/metrics/series", params=params)
-        response.raise_for_status()
-        return sum(len(by_key[KEY]) for by_key in orjson.loads(response.content)["runs"].values())
+        return sum(len(by_key[KEY]) for by_key in answer(response)["runs"].values())
 
     def run_list(self, limit: int) -> int:
         params = {"limit": limit, "latest": KEY, "include_config": "false"}
         response = self.http.get("/runs", params=params)
-        response.raise_for_status()
-        return len(orjson.loads(response.content)["items"])
+        return len(answer(response)["items"])
 
     def close(self) -> None:
         self.http.close()
@@ -279,24 +282,21 @@ class MLflow:
             "/api/2.0/mlflow/metrics/get-history",
             params={"run_id": run_id, "metric_key": KEY, "max_results": 25000},
         )
-        response.raise_for_status()
-        return len(orjson.loads(response.content)["metrics"])
+        return len(answer(response)["metrics"])
 
     def many(self, run_ids: list[str]) -> int:
         response = self.http.get(
             "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval",
             params=[("run_ids", r) for r in run_ids] + [("metric_key", KEY), ("max_results", 500)],
         )
-        response.raise_for_status()
-        return len(orjson.loads(response.content)["metrics"])
+        return len(answer(response)["metrics"])
 
     def run_list(self, limit: int) -> int:
         response = self.http.post(
             "/api/2.0/mlflow/runs/search",
             json={"experiment_ids": [self.experiment], "max_results": limit},
         )
-        response.raise_for_status()
-        return len(orjson.loads(response.content)["runs"])
+        return len(answer(response)["runs"])
 
     def close(self) -> None:
         self.http.close()
